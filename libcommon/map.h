@@ -1,0 +1,25 @@
+/* map - lookup tables: text files compiled to Berkeley DB hash files.
+ *
+ * A map's source is a text file of `key value` lines (`#` comments, blank lines ignored,
+ * the value is the rest of the line). `postern map build FILE` compiles it to FILE.db,
+ * written to a temporary file and renamed, so readers never see half a map. Keys are stored
+ * lower-case; lookups lower-case the key. Maps are opened read-only, without a Berkeley DB
+ * environment, before a daemon drops privileges. Used by smtpd (recipients), local
+ * (mailboxes) and the CLI (building, testing). */
+#ifndef POSTERN_MAP_H
+#define POSTERN_MAP_H
+
+#include <stddef.h>
+
+struct map;
+
+/* map_open - open SOURCE.db read-only; NULL with the reason in err. */
+struct map *map_open(const char *source, char *err, size_t errlen);
+void        map_close(struct map **);
+/* map_lookup - 1: found, value copied (NUL-terminated) into val; 0: not found; -1: error
+ * or value longer than vallen-1 (logged). */
+int         map_lookup(struct map *, const char *key, char *val, size_t vallen);
+/* map_build - compile SOURCE into SOURCE.db. -1 with "file:line: message" in err. */
+int         map_build(const char *source, char *err, size_t errlen);
+
+#endif
