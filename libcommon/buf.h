@@ -32,7 +32,7 @@ void         buf_truncate(struct buf *, size_t len);
 void         buf_reset(struct buf *);                        /* empty, keep capacity */
 void         buf_wipe(struct buf *);                         /* explicit_bzero, then empty */
 const char  *buf_cstr(const struct buf *);                   /* valid until the next change */
-void        *buf_reserve(struct buf *, size_t n);            /* room for n more; commit below */
+void        *buf_reserve(struct buf *, size_t n);  /* room for n more, NULL over the limit */
 void         buf_commit(struct buf *, size_t n);             /* n bytes written into reserve */
 
 /* mem - allocation that never returns NULL (out of memory is fatal). */

@@ -32,5 +32,8 @@ void        ev_stop(struct ev *);
 uint64_t    ev_now_ms(void);                         /* monotonic clock, milliseconds */
 /* ev_signal - deliver signal sig through the loop (signalfd); cb runs on the loop. */
 int         ev_signal(struct ev *, int sig, void (*cb)(int sig, void *arg), void *arg);
+/* ev_signal_reset - unblock every signal; call in a child after fork() and before exec(),
+ * since ev_signal() blocks the signals it routes and the mask survives exec(). */
+void        ev_signal_reset(void);
 
 #endif

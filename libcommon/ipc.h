@@ -1,6 +1,7 @@
 /* ipc - typed, length-prefixed messages over UNIX sockets, with descriptor passing.
  *
- * A frame is a 12-byte header (u32 type, u32 payload length, u32 request id, all big-endian)
+ * A frame is a 12-byte header (u32 type, u32 payload length, u32 request id, all big-endian;
+ * the top bit of the type says a descriptor rides with the frame)
  * and a payload of typed, length-prefixed fields whose layout is declared once per message in
  * ipc_msg.h. One descriptor may travel with a frame (SCM_RIGHTS). Frames over IPC_MAX_FRAME
  * are refused on both sides. Decoding checks every length, requires NUL-free strings and
@@ -63,8 +64,10 @@ typedef void (*ipc_frame_cb)(struct ipc_conn *, const struct ipc_frame *, void *
 struct ipc_conn *ipc_conn_new(struct ev *, int fd, ipc_frame_cb, void *arg);
 void             ipc_conn_free(struct ipc_conn **);    /* closes the socket */
 int              ipc_conn_fd(const struct ipc_conn *);
-/* ipc_conn_send - queue a frame; fd (or -1) is sent with it and NOT closed here. Returns -1
- * if the connection is dead or its queue exceeds its limit. */
+/* ipc_conn_send - queue a frame; a copy of fd (or -1) is sent with it, the caller keeps and
+ * closes its own. Returns -1 if the connection is dead or its queue exceeds its limit; a
+ * write error is reported through the callback (NULL frame) from the loop, never from
+ * inside this call. */
 int              ipc_conn_send(struct ipc_conn *, uint32_t type, uint32_t reqid,
                                const struct buf *payload, int fd);
 size_t           ipc_conn_pending(const struct ipc_conn *);  /* bytes not yet written */
