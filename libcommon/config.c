@@ -54,6 +54,18 @@ static const struct config_key config_keys[] = {
     K_LIST("smtps_listen", ""),
     K_INT("smtpd_processes", "2", 1, 64),
     K_STR("smtpd_banner", ""),
+    /* TLS and authentication (smtpd) */
+    K_PATH("smtpd_tls_cert_file", ""),
+    K_PATH("smtpd_tls_key_file", ""),
+    K_LIST("smtpd_tls_sni_certs", ""),
+    K_WORD("smtpd_tls_min_version", "TLSv1.2", "TLSv1.2|TLSv1.3"),
+    K_STR("smtpd_tls_ciphers", ""),
+    K_PATH("smtpd_tls_client_ca_file", ""),
+    K_TIME("smtpd_tls_ticket_rotation", "12h"),
+    K_TIME("smtpd_tls_handshake_timeout", "30s"),
+    K_PATH("smtpd_auth_map", ""),
+    K_TIME("smtpd_auth_failure_delay", "1s"),
+    K_INT("smtpd_auth_failure_limit", "3", 1, 1000),
     /* local delivery */
     K_LIST("local_domains", ""),
     K_PATH("mailbox_map", ""),
