@@ -62,6 +62,13 @@ ipc_put_u32v(struct buf *b, const uint32_t *v, uint32_t n)
         ipc_put_u32(b, v[i]);
 }
 
+void
+ipc_put_bytes(struct buf *b, const void *p, uint32_t len)
+{
+    ipc_put_u32(b, len);
+    buf_append(b, p, len);
+}
+
 /* Decoder. */
 void
 ipc_cur_init(struct ipc_cur *c, const struct ipc_frame *f)
@@ -158,6 +165,20 @@ ipc_get_u32v(struct ipc_cur *c, const uint32_t **out, uint32_t *n)
         ipc_get_u32(c, &v[i]);
     *out = v;
     *n = count;
+    return 0;
+}
+
+int
+ipc_get_bytes(struct ipc_cur *c, const uint8_t **out, uint32_t *len)
+{
+    uint32_t n;
+
+    if (ipc_get_u32(c, &n) == -1 || n > c->left)
+        return ipc_cur_fail(c);
+    *out = c->p;
+    *len = n;
+    c->p += n;
+    c->left -= n;
     return 0;
 }
 

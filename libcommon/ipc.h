@@ -39,6 +39,7 @@ void ipc_put_u64(struct buf *, uint64_t);
 void ipc_put_str(struct buf *, const char *);          /* NULL is sent as "" */
 void ipc_put_strv(struct buf *, char *const *v, uint32_t n);
 void ipc_put_u32v(struct buf *, const uint32_t *v, uint32_t n);
+void ipc_put_bytes(struct buf *, const void *p, uint32_t len);
 
 /* Decoder: a cursor over a payload. Every getter returns -1 once the payload is short or a
  * field is malformed, and the cursor then stays failed. Strings point into the payload. */
@@ -53,6 +54,7 @@ int  ipc_get_u64(struct ipc_cur *, uint64_t *);
 int  ipc_get_str(struct ipc_cur *, const char **);
 int  ipc_get_strv(struct ipc_cur *, const char ***v, uint32_t *n);   /* *v: xcalloc'd array */
 int  ipc_get_u32v(struct ipc_cur *, const uint32_t **v, uint32_t *n); /* *v: xcalloc'd array */
+int  ipc_get_bytes(struct ipc_cur *, const uint8_t **p, uint32_t *len); /* into the payload */
 int  ipc_cur_end(struct ipc_cur *);                                   /* -1: trailing bytes */
 
 /* A connection on the event loop. The callback gets each frame, or NULL once the peer

@@ -13,6 +13,7 @@
 #define IPC_ENC_STR(n)   ipc_put_str(b, m->n);
 #define IPC_ENC_STRV(n)  ipc_put_strv(b, (char *const *)m->n, m->n##_n);
 #define IPC_ENC_U32V(n)  ipc_put_u32v(b, m->n, m->n##_n);
+#define IPC_ENC_BYTES(n) ipc_put_bytes(b, m->n, m->n##_len);
 #define IPC_ENC_FIELD(kind, n) IPC_ENC_##kind(n)
 
 #define IPC_DEC_U32(n)   ipc_get_u32(&c, &m->n);
@@ -20,6 +21,7 @@
 #define IPC_DEC_STR(n)   ipc_get_str(&c, &m->n);
 #define IPC_DEC_STRV(n)  if (!c.failed) ipc_get_strv(&c, &m->n, &m->n##_n);
 #define IPC_DEC_U32V(n)  if (!c.failed) ipc_get_u32v(&c, &m->n, &m->n##_n);
+#define IPC_DEC_BYTES(n) ipc_get_bytes(&c, &m->n, &m->n##_len);
 #define IPC_DEC_FIELD(kind, n) IPC_DEC_##kind(n)
 
 #define IPC_CLR_U32(n)
@@ -27,6 +29,7 @@
 #define IPC_CLR_STR(n)
 #define IPC_CLR_STRV(n)  free((void *)m->n); m->n = NULL; m->n##_n = 0;
 #define IPC_CLR_U32V(n)  free((void *)m->n); m->n = NULL; m->n##_n = 0;
+#define IPC_CLR_BYTES(n)
 #define IPC_CLR_FIELD(kind, n) IPC_CLR_##kind(n)
 
 #define IPC_DEFINE_MSG(sym, num, name)                                                    \

@@ -7,8 +7,8 @@
  *   void ipc_<name>_clear(struct ipc_<name> *);       frees decoded arrays (STRV, U32V)
  *   int  ipc_<name>_send(struct ipc_conn *, uint32_t reqid, const struct ipc_<name> *, int fd);
  * Decoded strings point into the frame: copy what must outlive the callback. A STRV field
- * `x` is `const char **x` with its count in `x_n`; U32V likewise. Field kinds: U32, U64, STR,
- * STRV, U32V. Bump IPC_VERSION on any change: master refuses a daemon of another version. */
+ * `x` is `const char **x` with its count in `x_n`; U32V likewise; BYTES `x` is
+ * `const uint8_t *x` with `x_len`. Field kinds: U32, U64, STR, STRV, U32V, BYTES. Bump IPC_VERSION on any change: master refuses a daemon of another version. */
 #ifndef POSTERN_IPC_MSG_H
 #define POSTERN_IPC_MSG_H
 
@@ -17,7 +17,7 @@
 #include "buf.h"
 #include "ipc.h"
 
-#define IPC_VERSION 1
+#define IPC_VERSION 2
 
 /* Peer kinds, named in IPC_MASTER_PEER and IPC_MASTER_HELLO. */
 enum ipc_peer_kind {
@@ -42,6 +42,7 @@ enum ipc_deliv_status {
 #define IPC_MESSAGES(X)                                                                   \
     X(IPC_MASTER_PEER,  1, master_peer)  /* master -> daemon: a socket to a peer, +fd   */ \
     X(IPC_MASTER_HELLO, 2, master_hello) /* daemon -> master: started, ready            */ \
+    X(IPC_MASTER_TLS_KEYS, 3, master_tls_keys) /* master -> smtpd: session-ticket keys  */ \
     X(IPC_MSG_OPEN,    10, msg_open)     /* smtpd -> qmgr: new message                  */ \
     X(IPC_MSG_OPENED,  11, msg_opened)   /* qmgr -> smtpd: queue id, +write fd          */ \
     X(IPC_MSG_COMMIT,  12, msg_commit)   /* smtpd -> qmgr: envelope, data complete      */ \
@@ -58,6 +59,9 @@ enum ipc_deliv_status {
     F(U32, version)         /* IPC_VERSION */                                             \
     F(U32, kind)            /* enum ipc_peer_kind */                                      \
     F(U32, pid)
+
+#define IPC_FIELDS_master_tls_keys(F)                                                     \
+    F(BYTES, keys)          /* n * TLS_TICKET_KEY_LEN bytes, newest (encrypting) first */
 
 #define IPC_FIELDS_msg_open(F)                                                            \
     F(STR, client_addr)     /* for qmgr's log line */
@@ -118,6 +122,7 @@ enum ipc_type { IPC_MESSAGES(IPC_ENUM_ENTRY) };
 #define IPC_DECL_STR(n)   const char *n;
 #define IPC_DECL_STRV(n)  const char **n; uint32_t n##_n;
 #define IPC_DECL_U32V(n)  const uint32_t *n; uint32_t n##_n;
+#define IPC_DECL_BYTES(n) const uint8_t *n; uint32_t n##_len;
 #define IPC_DECL_FIELD(kind, n) IPC_DECL_##kind(n)
 
 #define IPC_DECL_MSG(sym, num, name)                                                      \
