@@ -1,0 +1,530 @@
+/* local - the local delivery agent: final delivery into Maildirs and mbox files.
+ *
+ * Started by master as `local -c DIR -i SLOT [-d]` with its master channel on fd 3 (see
+ * doc/internals.md). It says HELLO, then waits for master to hand it a socket to qmgr
+ * (again after every qmgr restart) and serves DELIVER requests one at a time: look the
+ * recipient up in mailbox_map, switch to mailbox_owner (when running as root), write the
+ * message, switch back, answer DELIVERED with the same request id. The map is opened at
+ * start, on SIGHUP and whenever its .db file is replaced (`postern map build`).
+ *
+ * Failures: an unknown recipient is permanent (5.1.1); everything else (no map, a map
+ * error, any file system error) is temporary, so qmgr tries again later. A malformed frame
+ * from qmgr or master is a bug and fatal; master restarts us and qmgr defers what was in
+ * flight. SIGTERM, SIGINT and EOF on the master channel finish the current delivery (it is
+ * synchronous, so it is always finished when a signal is seen), flush answers, and exit. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "config.h"
+#include "ev.h"
+#include "ipc.h"
+#include "ipc_msg.h"
+#include "local.h"
+#include "local_maildir.h"
+#include "local_mbox.h"
+#include "log.h"
+#include "map.h"
+#include "priv.h"
+
+#define LOCAL_MASTER_FD     3
+#define LOCAL_DRAIN_MS      5000     /* at most this long to flush answers when stopping */
+#define LOCAL_MAILBOX_MAX   (PATH_MAX + 1)
+
+/* The process: one delivery agent, one event loop. */
+static struct {
+    struct config   *cfg;
+    struct ev       *ev;
+    struct ipc_conn *master;
+    struct ipc_conn *qmgr;
+    int              slot;
+    char            *host;          /* for Maildir file names */
+    /* mailbox map */
+    struct map      *map;
+    const char      *map_source;    /* "" = no map configured */
+    char            *map_db;        /* map_source + ".db" */
+    struct stat      map_st;        /* of map_db when it was opened */
+    char             map_err[512];  /* why map is NULL */
+    /* mailbox owner (switch_user = 1 when root) */
+    int              switch_user;
+    uid_t            uid;
+    gid_t            gid;
+    /* stopping */
+    int              stopping;
+    uint64_t         drain_deadline;
+} local;
+
+/* local_result_set - fill in an outcome. */
+void
+local_result_set(struct local_result *res, uint32_t status, const char *dsn, const char *fmt,
+                 ...)
+{
+    va_list ap;
+
+    res->status = status;
+    snprintf(res->dsn, sizeof(res->dsn), "%s", dsn);
+    va_start(ap, fmt);
+    vsnprintf(res->text, sizeof(res->text), fmt, ap);
+    va_end(ap);
+}
+
+/* local_result_errno - a temporary failure from a system call. */
+void
+local_result_errno(struct local_result *res, int err, const char *fmt, ...)
+{
+    va_list ap;
+    size_t  n;
+
+    res->status = IPC_DELIV_TEMP;
+    snprintf(res->dsn, sizeof(res->dsn), "%s",
+             err == ENOSPC || err == EDQUOT ? "4.2.2" : "4.3.0");
+    va_start(ap, fmt);
+    vsnprintf(res->text, sizeof(res->text), fmt, ap);
+    va_end(ap);
+    n = strlen(res->text);
+    snprintf(res->text + n, sizeof(res->text) - n, ": %s", strerror(err));
+}
+
+/* local_map_open - (re)open the mailbox map; on failure keep none and remember why. */
+static void
+local_map_open(void)
+{
+    map_close(&local.map);
+    memset(&local.map_st, 0, sizeof(local.map_st));
+    if (*local.map_source == '\0') {
+        snprintf(local.map_err, sizeof(local.map_err), "no mailbox_map configured");
+        return;
+    }
+    /* stat first: if the file is replaced in between, the next check opens it again. */
+    if (stat(local.map_db, &local.map_st) == -1)
+        memset(&local.map_st, 0, sizeof(local.map_st));
+    local.map = map_open(local.map_source, local.map_err, sizeof(local.map_err));
+    if (local.map == NULL)
+        log_warnx("mailbox map unavailable: %s", local.map_err);
+    else
+        log_debug("mailbox map %s opened", local.map_db);
+}
+
+/* local_map_check - reopen the map if it is not open or its .db file was replaced. */
+static void
+local_map_check(void)
+{
+    struct stat st;
+
+    if (*local.map_source == '\0')
+        return;
+    if (local.map == NULL) {
+        local_map_open();
+        return;
+    }
+    if (stat(local.map_db, &st) == -1)
+        return;     /* removed: keep using what we have */
+    if (st.st_ino != local.map_st.st_ino || st.st_dev != local.map_st.st_dev
+        || st.st_mtim.tv_sec != local.map_st.st_mtim.tv_sec
+        || st.st_mtim.tv_nsec != local.map_st.st_mtim.tv_nsec
+        || st.st_size != local.map_st.st_size) {
+        log_info("mailbox map %s changed, reopening", local.map_db);
+        local_map_open();
+    }
+}
+
+/* local_priv_enter - become the mailbox owner (effective ids) for one delivery. */
+static void
+local_priv_enter(void)
+{
+    if (!local.switch_user)
+        return;
+    if (setresgid((gid_t)-1, local.gid, (gid_t)-1) == -1)
+        fatal("setresgid %d", (int)local.gid);
+    if (setresuid((uid_t)-1, local.uid, (uid_t)-1) == -1)
+        fatal("setresuid %d", (int)local.uid);
+}
+
+/* local_priv_leave - back to root after a delivery. */
+static void
+local_priv_leave(void)
+{
+    if (!local.switch_user)
+        return;
+    if (setresuid((uid_t)-1, 0, (uid_t)-1) == -1)
+        fatal("setresuid 0");
+    if (setresgid((gid_t)-1, 0, (gid_t)-1) == -1)
+        fatal("setresgid 0");
+}
+
+/* local_lookup - the mailbox for rcpt: the address itself, then "@domain". 1: found, 0: not
+ * found, -1: map error (res filled in). */
+static int
+local_lookup(const char *rcpt, char *val, size_t vallen, struct local_result *res)
+{
+    const char *at;
+    int         rc;
+
+    local_map_check();
+    if (local.map == NULL) {
+        local_result_set(res, IPC_DELIV_TEMP, "4.3.5", "mailbox map unavailable: %s",
+                         local.map_err);
+        return -1;
+    }
+    rc = map_lookup(local.map, rcpt, val, vallen);
+    if (rc == 0 && (at = strrchr(rcpt, '@')) != NULL && at[1] != '\0')
+        rc = map_lookup(local.map, at, val, vallen);
+    if (rc == -1)
+        local_result_set(res, IPC_DELIV_TEMP, "4.3.0", "mailbox map lookup failed");
+    return rc;
+}
+
+/* local_deliver_one - find the mailbox and deliver; where gets "maildir=..." or "mbox=..."
+ * for the log line. */
+static void
+local_deliver_one(const struct local_msg *msg, char *where, size_t wherelen,
+                  struct local_result *res)
+{
+    char   *val = xmalloc(LOCAL_MAILBOX_MAX), *box, file[PATH_MAX + 256];
+    size_t  len;
+    int     rc;
+
+    *where = '\0';
+    rc = local_lookup(msg->rcpt, val, LOCAL_MAILBOX_MAX, res);
+    if (rc == 0)
+        local_result_set(res, IPC_DELIV_PERM, "5.1.1", "mailbox unknown");
+    if (rc != 1) {
+        free(val);
+        return;
+    }
+    if ((len = strlen(val)) == 0) {
+        local_result_set(res, IPC_DELIV_TEMP, "4.3.5", "empty mailbox in mailbox_map");
+        free(val);
+        return;
+    }
+    box = val[0] == '/' ? xstrdup(val) : xasprintf("%s/%s", config_dir(local.cfg), val);
+    free(val);
+    len = strlen(box);
+    local_priv_enter();
+    if (box[len - 1] == '/') {
+        snprintf(where, wherelen, "maildir=%s", box);
+        if (local_maildir_deliver(box, msg, local.host, file, sizeof(file), res) == 0)
+            log_debug("%s: file=%s", msg->qid, file);
+    } else {
+        snprintf(where, wherelen, "mbox=%s", box);
+        local_mbox_deliver(box, msg, res);
+    }
+    local_priv_leave();
+    free(box);
+}
+
+/* local_deliver - serve one DELIVER frame from qmgr and answer it. */
+static void
+local_deliver(struct ipc_conn *conn, const struct ipc_frame *f)
+{
+    struct ipc_deliver   d;
+    struct ipc_delivered r;
+    struct local_msg     msg;
+    struct local_result  res;
+    char                 where[PATH_MAX + 16] = "";
+    const char          *status;
+    char                *orig;
+    uint64_t             now = (uint64_t)time(NULL);
+
+    if (ipc_deliver_dec(f, &d) == -1)
+        fatalx("qmgr: malformed %s frame", ipc_type_name(f->type));
+    memset(&msg, 0, sizeof(msg));
+    msg.qid = d.qid;
+    msg.sender = d.sender;
+    msg.rcpt = d.rcpt;
+    msg.body_fd = f->fd;
+    msg.size = d.size;
+    msg.arrival = d.arrival;
+    if (f->fd < 0)
+        local_result_set(&res, IPC_DELIV_TEMP, "4.3.0", "no body descriptor from qmgr");
+    else if (local.stopping)
+        local_result_set(&res, IPC_DELIV_TEMP, "4.3.2", "local delivery agent stopping");
+    else
+        local_deliver_one(&msg, where, sizeof(where), &res);
+    if (f->fd >= 0)
+        close(f->fd);
+
+    status = res.status == IPC_DELIV_OK ? "sent"
+             : res.status == IPC_DELIV_PERM ? "bounced" : "deferred";
+    orig = *d.orig_rcpt && strcmp(d.orig_rcpt, d.rcpt) != 0
+           ? xasprintf(", orig_to=<%s>", d.orig_rcpt) : xstrdup("");
+    log_info("%s: to=<%s>%s, relay=local, delay=%llu%s%s, dsn=%s, status=%s (%s)",
+             d.qid, d.rcpt, orig, (unsigned long long)(now > d.arrival ? now - d.arrival : 0),
+             *where ? ", " : "", where, res.dsn, status, res.text);
+    free(orig);
+
+    memset(&r, 0, sizeof(r));
+    r.qid = d.qid;
+    r.rcpt_index = d.rcpt_index;
+    r.status = res.status;
+    r.dsn = res.dsn;
+    r.text = res.text;
+    if (ipc_delivered_send(conn, f->reqid, &r, -1) == -1)
+        log_warnx("%s: cannot answer qmgr (it will defer rcpt_index=%u)", d.qid,
+                  d.rcpt_index);
+    ipc_deliver_clear(&d);
+}
+
+/* local_drain - stop once every answer has left (or the drain time is up). */
+static void
+local_drain(void *arg)
+{
+    (void)arg;
+    if (local.qmgr == NULL || ipc_conn_pending(local.qmgr) == 0
+        || ev_now_ms() >= local.drain_deadline) {
+        ev_stop(local.ev);
+        return;
+    }
+    ev_timer_add(local.ev, 20, local_drain, NULL);
+}
+
+/* local_stop - begin a graceful stop. */
+static void
+local_stop(const char *why)
+{
+    if (local.stopping)
+        return;
+    local.stopping = 1;
+    log_info("stopping: %s", why);
+    local.drain_deadline = ev_now_ms() + LOCAL_DRAIN_MS;
+    local_drain(NULL);
+}
+
+/* local_qmgr_frame - a frame from qmgr, or NULL when the connection is gone. */
+static void
+local_qmgr_frame(struct ipc_conn *conn, const struct ipc_frame *f, void *arg)
+{
+    (void)arg;
+    if (f == NULL) {
+        if (conn == local.qmgr) {
+            log_info("qmgr connection closed; waiting for a new one from master");
+            ipc_conn_free(&local.qmgr);
+        } else {
+            ipc_conn_free(&conn);
+        }
+        if (local.stopping)
+            ev_stop(local.ev);
+        return;
+    }
+    switch (f->type) {
+    case IPC_DELIVER:
+        local_deliver(conn, f);
+        break;
+    default:
+        fatalx("qmgr: unexpected %s frame (type %u)", ipc_type_name(f->type), f->type);
+    }
+}
+
+/* local_set_nonblock - the ipc layer wants non-blocking sockets. */
+static void
+local_set_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+
+    if (fl == -1 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1)
+        fatal("fcntl O_NONBLOCK on fd %d", fd);
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
+        fatal("fcntl FD_CLOEXEC on fd %d", fd);
+}
+
+/* local_master_frame - a frame from master, or NULL when master is gone. */
+static void
+local_master_frame(struct ipc_conn *conn, const struct ipc_frame *f, void *arg)
+{
+    struct ipc_master_peer p;
+
+    (void)conn;
+    (void)arg;
+    if (f == NULL) {
+        ipc_conn_free(&local.master);
+        local_stop("master channel closed");
+        return;
+    }
+    if (f->type != IPC_MASTER_PEER || ipc_master_peer_dec(f, &p) == -1)
+        fatalx("master: unexpected or malformed %s frame", ipc_type_name(f->type));
+    if (f->fd < 0)
+        fatalx("master: peer frame without a descriptor");
+    if (p.kind != IPC_PEER_QMGR) {
+        log_warnx("master: ignoring a peer of kind %u", p.kind);
+        close(f->fd);
+        return;
+    }
+    if (local.stopping) {
+        close(f->fd);
+        return;
+    }
+    if (local.qmgr != NULL) {
+        log_info("replacing the qmgr connection");
+        ipc_conn_free(&local.qmgr);
+    }
+    local_set_nonblock(f->fd);
+    local.qmgr = ipc_conn_new(local.ev, f->fd, local_qmgr_frame, NULL);
+    log_debug("connected to qmgr id=%u", p.id);
+}
+
+/* local_signal - SIGTERM/SIGINT stop; SIGHUP reopens the mailbox map. */
+static void
+local_signal(int sig, void *arg)
+{
+    (void)arg;
+    if (sig == SIGHUP) {
+        log_info("SIGHUP: reopening the mailbox map");
+        local_map_open();
+        return;
+    }
+    local_stop(sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* local_facility - the syslog facility named in the config. */
+static int
+local_facility(const char *name)
+{
+    static const struct {
+        const char *name;
+        int         facility;
+    } t[] = {
+        { "mail", LOG_MAIL }, { "daemon", LOG_DAEMON }, { "local0", LOG_LOCAL0 },
+        { "local1", LOG_LOCAL1 }, { "local2", LOG_LOCAL2 }, { "local3", LOG_LOCAL3 },
+        { "local4", LOG_LOCAL4 }, { "local5", LOG_LOCAL5 }, { "local6", LOG_LOCAL6 },
+        { "local7", LOG_LOCAL7 },
+    };
+
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        if (strcmp(name, t[i].name) == 0)
+            return t[i].facility;
+    return LOG_MAIL;
+}
+
+/* local_host - myhostname, else the system's host name. */
+static char *
+local_host(void)
+{
+    const char *conf = config_str(local.cfg, "myhostname");
+    char        name[256];
+
+    if (*conf)
+        return xstrdup(conf);
+    if (gethostname(name, sizeof(name)) == -1)
+        fatal("gethostname");
+    name[sizeof(name) - 1] = '\0';
+    return xstrdup(name);
+}
+
+/* local_usage - print how to start the program and exit. */
+static void __attribute__((noreturn))
+local_usage(void)
+{
+    fprintf(stderr, "usage: local -c DIR -i SLOT [-d]\n");
+    exit(2);
+}
+
+/* local_init_user - when root, look up mailbox_owner and keep only its group. */
+static void
+local_init_user(void)
+{
+    const char *owner = config_str(local.cfg, "mailbox_owner");
+
+    if (!priv_is_root()) {
+        log_debug("not root: delivering as uid %d", (int)getuid());
+    } else {
+        if (priv_lookup(owner, &local.uid, &local.gid) == -1)
+            fatalx("mailbox_owner %s: no such user", owner);
+        if (local.uid == 0)
+            fatalx("mailbox_owner %s must not be root", owner);
+        /* Root's supplementary groups must not leak into deliveries. */
+        if (setgroups(1, &local.gid) == -1)
+            fatal("setgroups");
+        local.switch_user = 1;
+    }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+        fatal("prctl(PR_SET_NO_NEW_PRIVS)");
+}
+
+/* main - start up, say hello to master, serve qmgr until told to stop. */
+int
+main(int argc, char **argv)
+{
+    struct ipc_master_hello hello;
+    enum log_level          level;
+    const char             *confarg = NULL;
+    char                    err[1024];
+    int                     ch, debug = 0;
+
+    while ((ch = getopt(argc, argv, "c:i:d")) != -1) {
+        switch (ch) {
+        case 'c':
+            confarg = optarg;
+            break;
+        case 'i':
+            local.slot = atoi(optarg);
+            break;
+        case 'd':
+            debug = 1;
+            break;
+        default:
+            local_usage();
+        }
+    }
+    if (optind != argc)
+        local_usage();
+    log_init("local", debug);
+    if ((local.cfg = config_load(config_dir_from(confarg), err, sizeof(err))) == NULL)
+        fatalx("%s", err);
+    if (log_level_parse(config_str(local.cfg, "log_level"), &level) == 0)
+        log_set_level(level);
+    if (!debug)
+        log_set_facility(local_facility(config_str(local.cfg, "syslog_facility")));
+    if (fcntl(LOCAL_MASTER_FD, F_GETFD) == -1)
+        fatalx("fd %d is not open: local is started by master", LOCAL_MASTER_FD);
+
+    umask(077);
+    signal(SIGPIPE, SIG_IGN);
+    local_init_user();
+    local.host = local_host();
+    local.map_source = config_path(local.cfg, "mailbox_map");
+    local.map_db = xasprintf("%s.db", local.map_source);
+    local_map_open();
+
+    if ((local.ev = ev_new()) == NULL)
+        fatalx("ev_new");
+    if (ev_signal(local.ev, SIGTERM, local_signal, NULL) == -1
+        || ev_signal(local.ev, SIGINT, local_signal, NULL) == -1
+        || ev_signal(local.ev, SIGHUP, local_signal, NULL) == -1)
+        fatalx("cannot watch signals");
+    local_set_nonblock(LOCAL_MASTER_FD);
+    local.master = ipc_conn_new(local.ev, LOCAL_MASTER_FD, local_master_frame, NULL);
+    memset(&hello, 0, sizeof(hello));
+    hello.version = IPC_VERSION;
+    hello.kind = IPC_PEER_LOCAL;
+    hello.pid = (uint32_t)getpid();
+    if (ipc_master_hello_send(local.master, 0, &hello, -1) == -1)
+        fatalx("cannot send hello to master");
+    log_info("started slot=%d user=%s mailbox_map=%s", local.slot,
+             local.switch_user ? config_str(local.cfg, "mailbox_owner") : "(self)",
+             *local.map_source ? local.map_source : "(none)");
+
+    if (ev_run(local.ev) == -1)
+        fatalx("event loop failed");
+
+    ipc_conn_free(&local.qmgr);
+    ipc_conn_free(&local.master);
+    map_close(&local.map);
+    free(local.map_db);
+    free(local.host);
+    ev_free(&local.ev);
+    config_free(&local.cfg);
+    log_info("stopped");
+    return 0;
+}
