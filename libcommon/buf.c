@@ -131,6 +131,8 @@ buf_grow(struct buf *b, size_t n)
     need = b->len + n + 1;
     if (need <= b->cap)
         return 0;
+    if (b->cap == 0)
+        b->cap = need;
     while (b->cap < need)
         b->cap *= 2;
     b->data = xrealloc(b->data, b->cap);

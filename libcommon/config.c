@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "config.h"
@@ -421,7 +422,20 @@ config_load(const char *dir, char *err, size_t errlen)
     FILE          *fp;
     char           msg[512];
 
-    cfg->dir = xstrdup(dir);
+    /* Absolute, so paths stay right after a daemon chdir()s or chroot()s. */
+    if (dir[0] == '/') {
+        cfg->dir = xstrdup(dir);
+    } else {
+        char *cwd = getcwd(NULL, 0);
+
+        if (cwd == NULL) {
+            snprintf(err, errlen, "%s: getcwd: %s", dir, strerror(errno));
+            config_free(&cfg);
+            return NULL;
+        }
+        cfg->dir = xasprintf("%s/%s", cwd, dir);
+        free(cwd);
+    }
     cfg->file = xasprintf("%s/%s", dir, CONFIG_FILE);
     for (size_t i = 0; i < NKEYS; i++) {
         if (config_set(cfg, i, config_keys[i].def, 0, msg, sizeof(msg)) == -1) {

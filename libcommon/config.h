@@ -1,7 +1,9 @@
 /* config - postern.conf: parse, validate, defaults.
  *
- * The file is `name = value` lines with `#` comments; sizes take k/M/G suffixes (1024-based),
- * times take s/m/h/d (default unit seconds), lists are separated by spaces or commas. Every
+ * The file is `name = value` lines with whole-line `#` comments; a line that starts with
+ * white space continues the previous one (as in Postfix's main.cf). Sizes take k/M/G
+ * suffixes (1024-based, an optional B), times take ms/s/m/h/d/w (default unit seconds),
+ * booleans yes/no/true/false/on/off/1/0, lists are separated by spaces or commas. Every
  * key, its type and its default live in one table in config.c, which conf/postern.conf
  * documents. An unknown key, a repeated key or a bad value is an error reported as
  * "file:line: message". Relative paths are relative to the configuration directory.

@@ -507,8 +507,9 @@ ipc_conn_send(struct ipc_conn *c, uint32_t type, uint32_t reqid, const struct bu
     return 0;
 }
 
-/* ipc_conn_deliver - hand every complete frame in the input buffer to the callback. */
-static void
+/* ipc_conn_deliver - hand every complete frame in the input buffer to the callback;
+ * -1 if the owner freed the connection meanwhile (c is gone). */
+static int
 ipc_conn_deliver(struct ipc_conn *c)
 {
     size_t off = 0;
@@ -550,9 +551,10 @@ ipc_conn_deliver(struct ipc_conn *c)
 
         self->free_pending = 0;
         ipc_conn_free(&self);
-        return;
+        return -1;
     }
     buf_consume(&c->in, off);
+    return 0;
 }
 
 static void
@@ -571,7 +573,8 @@ ipc_conn_io(int fd, int events, void *arg)
     if (!(events & EV_READ))
         return;
     for (int rounds = 0; rounds < 16 && !c->dead; rounds++) {
-        void   *room = buf_reserve(&c->in, 65536);
+        size_t  want = c->in.limit - c->in.len < 65536 ? c->in.limit - c->in.len : 65536;
+        void   *room = want ? buf_reserve(&c->in, want) : NULL;
         ssize_t n;
 
         if (room == NULL) {
@@ -580,7 +583,7 @@ ipc_conn_io(int fd, int events, void *arg)
             ipc_conn_kill(c);
             return;
         }
-        n = ipc_recvmsg(c->sock, room, 65536, ipc_conn_keep_fd, c);
+        n = ipc_recvmsg(c->sock, room, want, ipc_conn_keep_fd, c);
         if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
         if (n == -1 && errno == EINTR)
@@ -590,8 +593,9 @@ ipc_conn_io(int fd, int events, void *arg)
             return;
         }
         buf_commit(&c->in, (size_t)n);
-        ipc_conn_deliver(c);
-        if ((size_t)n < 65536)
+        if (ipc_conn_deliver(c) == -1)
+            return;
+        if ((size_t)n < want)
             break;
     }
 }
@@ -690,6 +694,10 @@ ipc_recv_frame(int sock, struct buf *storage, struct ipc_frame *f)
     f->fd = -1;
     if (f->type & IPC_HAS_FD) {
         f->type &= ~IPC_HAS_FD;
+        if (slot.fd == -1) {
+            errno = EPROTO;
+            return -1;
+        }
         f->fd = slot.fd;
     } else if (slot.fd != -1) {
         close(slot.fd);

@@ -1,7 +1,7 @@
 /* qid - queue IDs: unique on the host, time-ordered, never reused.
  *
  * A queue ID is QID_LEN characters of an alphabet that sorts like the numbers it encodes
- * (0-9 then A-Z without vowel-like I, O, U to keep IDs readable), built from the time in
+ * (0-9 then A-Z without I, O, U and Y: 32 symbols, readable aloud), built from the time in
  * microseconds and a per-process sequence, so two IDs made by the same qmgr sort in creation
  * order. Only qmgr creates IDs; everyone may validate them. */
 #ifndef POSTERN_QID_H

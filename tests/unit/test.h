@@ -40,9 +40,11 @@ static int test_failed;
         if (test_failed_checks == before_) {                                        \
             test_passed++;                                                          \
             printf("ok   %s\n", #fn);                                               \
+            fflush(stdout);                                                         \
         } else {                                                                    \
             test_failed++;                                                          \
             printf("FAIL %s\n", #fn);                                               \
+            fflush(stdout);                                                         \
         }                                                                           \
     } while (0)
 
