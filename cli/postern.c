@@ -1,0 +1,110 @@
+/* postern - the administrator's tool: `postern [-c DIR] COMMAND [ARGS]`.
+ *
+ * One binary, also installed as sendmail, mailq and newaliases: it looks at the name it was
+ * called by first (those personalities are not implemented yet). The configuration
+ * directory is -c DIR, else $POSTERN_CONFIG, else /etc/postern (config_dir_from()). Each
+ * command lives in postern_ctl.c or postern_check.c and returns the exit status: 0 success,
+ * 1 failure, 2 usage error, 3 (status only) not running. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "postern.h"
+
+static const struct {
+    const char     *name;
+    postern_cmd_fn  fn;
+} postern_cmds[] = {
+    { "start",  postern_cmd_start },
+    { "stop",   postern_cmd_stop },
+    { "reload", postern_cmd_reload },
+    { "status", postern_cmd_status },
+    { "check",  postern_cmd_check },
+    { "map",    postern_cmd_map },
+};
+
+void
+postern_usage(FILE *f)
+{
+    fprintf(f,
+        "usage: postern [-c DIR] COMMAND [ARGS]\n"
+        "\n"
+        "  -c DIR              configuration directory (default $POSTERN_CONFIG,\n"
+        "                      else /etc/postern); the file is DIR/postern.conf\n"
+        "\n"
+        "commands:\n"
+        "  start [-f]          check the configuration and start master; -f keeps it in the\n"
+        "                      foreground, logging to stderr\n"
+        "  stop                stop master and every daemon (waits up to 20 s)\n"
+        "  reload              re-read the configuration and restart the daemons gracefully\n"
+        "  status              master and its daemons; exit 0 if running, 3 if not\n"
+        "  check [-v]          validate the configuration and its maps; -v prints every\n"
+        "                      setting with its effective value\n"
+        "  map build FILE      compile the text map FILE into FILE.db\n"
+        "  map query FILE KEY  print KEY's value in FILE.db (exit 1 if not found)\n"
+        "  help                this text\n");
+}
+
+/* postern_personality - sendmail, mailq, newaliases: called by another name. */
+static int
+postern_personality(const char *name)
+{
+    static const char *const names[] = { "sendmail", "mailq", "newaliases" };
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(name, names[i]) == 0) {
+            fprintf(stderr, "postern: %s: not implemented yet\n", name);
+            return 1;
+        }
+    }
+    return -1;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct postern_ctx ctx;
+    const char        *confarg = NULL, *self;
+    int                i, rc;
+
+    self = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+    log_init("postern", 1);
+    if ((rc = postern_personality(self)) != -1)
+        return rc;
+
+    for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--") == 0) {
+            i++;
+            break;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            postern_usage(stdout);
+            return 0;
+        } else if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+            confarg = argv[++i];
+        } else if (strncmp(argv[i], "-c", 2) == 0 && argv[i][2] != '\0') {
+            confarg = argv[i] + 2;
+        } else {
+            fprintf(stderr, "postern: unknown option %s\n", argv[i]);
+            postern_usage(stderr);
+            return 2;
+        }
+    }
+    if (i == argc) {
+        postern_usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[i], "help") == 0) {
+        postern_usage(stdout);
+        return 0;
+    }
+    ctx.confdir = config_dir_from(confarg);
+    for (size_t c = 0; c < sizeof(postern_cmds) / sizeof(postern_cmds[0]); c++) {
+        if (strcmp(argv[i], postern_cmds[c].name) == 0)
+            return postern_cmds[c].fn(&ctx, argc - i, argv + i);
+    }
+    fprintf(stderr, "postern: unknown command \"%s\"\n", argv[i]);
+    postern_usage(stderr);
+    return 2;
+}

@@ -1,0 +1,117 @@
+/* master - the supervisor's shared state and the interfaces between its files.
+ *
+ * master.c owns the process (arguments, configuration, daemonising, signals, reload, stop);
+ * master_listen.c parses `host:port` items and binds the listening sockets; master_queue.c
+ * creates the queue directory layout; master_pid.c holds the pid file; master_spawn.c
+ * fork+execs the daemons, brokers their peer sockets, reaps and restarts them; and
+ * master_throttle.c computes the restart back-off. master runs as root when started by root,
+ * never parses network input and never drops its privileges. */
+#ifndef POSTERN_MASTER_H
+#define POSTERN_MASTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+struct config;
+struct ev;
+struct master_spawn;
+
+#define MASTER_LISTEN_BACKLOG   1024
+#define MASTER_LISTEN_MAX       64          /* listening sockets passed to smtpd */
+#define MASTER_STOP_WAIT_MS     15000       /* SIGTERM, then SIGKILL after this long */
+#define MASTER_PID_FILE         "pid/master.pid"
+
+/* One listening socket: which service it is for and where it listens. */
+struct master_listener {
+    char                   *service;        /* "smtp", "submission", "smtps" */
+    char                   *spec;           /* as configured, e.g. "[::1]:2525" */
+    struct sockaddr_storage addr;           /* parsed, zero-padded: comparable with memcmp */
+    socklen_t               addrlen;
+    int                     fd;             /* bound, listening, non-blocking, close-on-exec */
+};
+
+struct master_listeners {
+    struct master_listener *v;
+    size_t                  n;
+};
+
+/* The whole supervisor. One instance, passed to every function. */
+struct master {
+    struct ev              *ev;
+    struct config          *cfg;
+    char                   *confdir;        /* absolute */
+    char                   *exe_dir;        /* folder of the running master binary */
+    char                   *daemon_dir;     /* where the daemon programs are */
+    char                   *pid_path;       /* <queue_directory>/pid/master.pid */
+    int                     pid_fd;         /* locked while master lives; -1 if none */
+    int                     foreground;     /* -f: stderr logging, daemons get -d */
+    int                     is_root;
+    int                     stopping;       /* SIGTERM/SIGINT received */
+    uint64_t                stop_timer;
+    struct master_listeners listeners;
+    struct master_spawn    *spawn;
+};
+
+/* master_listen.c */
+
+/* master_listen_parse - parse `a.b.c.d:port`, `[v6]:port` or `*:port` (any IPv4 address)
+ * into a socket address. Addresses must be numeric: master resolves no names. -1 with the
+ * reason in err. */
+int         master_listen_parse(const char *spec, struct sockaddr_storage *addr,
+                                socklen_t *addrlen, char *err, size_t errlen);
+/* master_listen_check - parse every configured listener without binding (master -n). */
+int         master_listen_check(const struct config *, char *err, size_t errlen);
+/* master_listen_open - bind every listener named by the config's smtp_listen,
+ * submission_listen and smtps_listen. A listener whose service and address are also in old
+ * reuses old's socket (a duplicate of it), so a reload can keep ports that stay. -1 with
+ * "key: item: reason" in err and nothing left open. */
+int         master_listen_open(const struct config *, const struct master_listeners *old,
+                               struct master_listeners *out, char *err, size_t errlen);
+/* master_listen_same - 1 if both sets have the same services on the same addresses. */
+int         master_listen_same(const struct master_listeners *, const struct master_listeners *);
+/* master_listen_services - "smtp,smtp,submission": the POSTERN_LISTENERS value (xmalloc'd). */
+char       *master_listen_services(const struct master_listeners *);
+void        master_listen_close(struct master_listeners *);
+
+/* master_queue.c */
+
+/* master_queue_layout - create the queue directories of doc/internals.md with their modes,
+ * and, when root, their owners. Fatal on error (start-up only). */
+void        master_queue_layout(const struct config *, int is_root);
+
+/* master_pid.c */
+
+/* master_pid_lock - open and lock the pid file. Returns the descriptor, or -1 with errno
+ * EEXIST and *holder set when a live master holds it (fatal on other errors). */
+int         master_pid_lock(const char *path, pid_t *holder);
+void        master_pid_write(int fd, const char *path);     /* this process's pid; fatal */
+void        master_pid_remove(int *fd, const char *path);   /* unlink, unlock, close */
+
+/* master_throttle.c */
+
+#define MASTER_THROTTLE_MIN_RUN_MS  10000   /* a daemon that ran less is throttled */
+#define MASTER_THROTTLE_FIRST_MS    1000
+#define MASTER_THROTTLE_MAX_MS      60000
+
+/* master_throttle_delay - the wait before restarting a daemon that ran ran_ms; *backoff_ms
+ * (0 at first) carries the doubling from one quick death to the next. */
+uint64_t    master_throttle_delay(uint64_t ran_ms, uint64_t *backoff_ms);
+
+/* master_spawn.c */
+
+/* master_spawn_start - create the daemon slots of the current config and start them. */
+void        master_spawn_start(struct master *);
+/* master_spawn_retire - reload: SIGTERM every running daemon and forget its slot; a retired
+ * daemon is not restarted, and is SIGKILLed if it still runs MASTER_STOP_WAIT_MS later. */
+void        master_spawn_retire(struct master *);
+/* master_spawn_stop - stop: no more restarts, SIGTERM every daemon. */
+void        master_spawn_stop(struct master *);
+void        master_spawn_kill(struct master *);            /* SIGKILL every daemon left */
+/* master_spawn_reap - collect exited children, log them, schedule restarts. */
+void        master_spawn_reap(struct master *);
+size_t      master_spawn_running(const struct master *);   /* daemons not yet reaped */
+void        master_spawn_free(struct master *);
+
+#endif

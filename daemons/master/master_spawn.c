@@ -1,0 +1,550 @@
+/* master_spawn - start, connect, reap and restart the daemons.
+ *
+ * Every daemon lives in a slot (qmgr 0, smtpd 0..smtpd_processes-1, local
+ * 0..local_processes-1). A slot's process is started with fork+exec as
+ * `<daemon_dir>/<name> -c DIR -i SLOT [-d]`, with its master channel on fd 3 and, for
+ * smtpd, the listening sockets on fds 4.. (POSTERN_LISTENERS names them); every other
+ * descriptor is closed and the signal mask and dispositions are reset before exec. master
+ * then brokers the peers: each (qmgr, smtpd) and (qmgr, local) pair gets a fresh socketpair
+ * whose ends travel as IPC_MASTER_PEER over the two channels, again whenever either side is
+ * restarted. A daemon's IPC_MASTER_HELLO must carry IPC_VERSION and its own kind, or it is
+ * killed. When a daemon exits it is restarted after master_throttle_delay(). On reload the
+ * running processes are retired (SIGTERM, no restart, SIGKILL after MASTER_STOP_WAIT_MS) and
+ * fresh slots started; a new qmgr waits until the retired one has exited, since only one
+ * process may hold the queue database. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "config.h"
+#include "ev.h"
+#include "ipc.h"
+#include "ipc_msg.h"
+#include "log.h"
+#include "master.h"
+
+#define MASTER_CHANNEL_FD   3
+
+struct master_slot;
+
+/* One started process, from fork until it is reaped. */
+struct master_proc {
+    struct master_proc *next;
+    struct master_slot *slot;           /* NULL once retired: never restarted */
+    enum ipc_peer_kind  kind;
+    unsigned            index;
+    pid_t               pid;
+    struct ipc_conn    *chan;           /* NULL once the daemon closed it */
+    uint64_t            started_ms;
+    uint64_t            kill_timer;     /* retired: SIGKILL when it fires */
+};
+
+/* A place for one daemon of the current configuration. */
+struct master_slot {
+    struct master      *m;
+    enum ipc_peer_kind  kind;
+    unsigned            index;
+    struct master_proc *proc;           /* running process, or NULL */
+    uint64_t            backoff_ms;     /* master_throttle_delay() state */
+    uint64_t            restart_timer;
+    int                 waiting;        /* qmgr: starts when the retired qmgr has gone */
+};
+
+struct master_spawn {
+    struct master_slot *slots;
+    size_t              nslots;
+    struct master_proc *procs;
+    int                 stopped;        /* stopping: never start anything again */
+};
+
+static void master_spawn_slot_start(struct master_slot *);
+
+/* master_spawn_name - the program name of a daemon kind. */
+static const char *
+master_spawn_name(enum ipc_peer_kind kind)
+{
+    switch (kind) {
+    case IPC_PEER_QMGR:
+        return "qmgr";
+    case IPC_PEER_SMTPD:
+        return "smtpd";
+    case IPC_PEER_LOCAL:
+        return "local";
+    case IPC_PEER_SMTP:
+        return "smtp";
+    case IPC_PEER_MASTER:
+        break;
+    }
+    return "master";
+}
+
+/* master_spawn_signal - send sig to a process, logging failures other than "already gone". */
+static void
+master_spawn_signal(const struct master_proc *p, int sig)
+{
+    if (kill(p->pid, sig) == -1 && errno != ESRCH)
+        log_warn("daemon=%s slot=%u pid=%ld: kill %d", master_spawn_name(p->kind), p->index,
+                 (long)p->pid, sig);
+}
+
+/* master_spawn_pair - give a and b the two ends of a new socketpair, each told who is at the
+ * other end. A daemon whose channel is closed gets nothing (it is on its way out). */
+static void
+master_spawn_pair(struct master_proc *a, struct master_proc *b)
+{
+    struct ipc_master_peer to_a = { .kind = (uint32_t)b->kind, .id = b->index };
+    struct ipc_master_peer to_b = { .kind = (uint32_t)a->kind, .id = a->index };
+    int                    sv[2];
+
+    if (a->chan == NULL || b->chan == NULL)
+        return;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
+        log_warn("socketpair for %s %u <-> %s %u", master_spawn_name(a->kind), a->index,
+                 master_spawn_name(b->kind), b->index);
+        return;
+    }
+    if (ipc_master_peer_send(a->chan, 0, &to_a, sv[0]) == -1)
+        log_warnx("daemon=%s slot=%u pid=%ld: cannot send peer socket",
+                  master_spawn_name(a->kind), a->index, (long)a->pid);
+    if (ipc_master_peer_send(b->chan, 0, &to_b, sv[1]) == -1)
+        log_warnx("daemon=%s slot=%u pid=%ld: cannot send peer socket",
+                  master_spawn_name(b->kind), b->index, (long)b->pid);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+/* master_spawn_broker - connect a newly started process to its peers of this config. */
+static void
+master_spawn_broker(struct master_spawn *sp, struct master_proc *p)
+{
+    for (size_t i = 0; i < sp->nslots; i++) {
+        struct master_slot *s = &sp->slots[i];
+
+        if (s->proc == NULL || s->proc == p)
+            continue;
+        if (p->kind == IPC_PEER_QMGR && s->kind != IPC_PEER_QMGR)
+            master_spawn_pair(p, s->proc);
+        else if (p->kind != IPC_PEER_QMGR && s->kind == IPC_PEER_QMGR)
+            master_spawn_pair(s->proc, p);
+    }
+}
+
+/* master_spawn_frame - a frame from a daemon on its master channel; only HELLO is valid. */
+static void
+master_spawn_frame(struct ipc_conn *c, const struct ipc_frame *f, void *arg)
+{
+    struct master_proc      *p = arg;
+    struct ipc_master_hello  hello;
+    const char              *name = master_spawn_name(p->kind);
+
+    (void)c;
+    if (f == NULL) {
+        log_debug("daemon=%s slot=%u pid=%ld closed its master channel", name, p->index,
+                  (long)p->pid);
+        ipc_conn_free(&p->chan);
+        return;
+    }
+    if (f->fd >= 0)
+        close(f->fd);
+    if (f->type != IPC_MASTER_HELLO || ipc_master_hello_dec(f, &hello) == -1) {
+        log_warnx("daemon=%s slot=%u pid=%ld sent a bad %s frame: killing it", name,
+                  p->index, (long)p->pid, ipc_type_name(f->type));
+        master_spawn_signal(p, SIGKILL);
+        return;
+    }
+    if (hello.version != IPC_VERSION) {
+        log_warnx("daemon=%s slot=%u pid=%ld speaks IPC version %u, master %u: killing it",
+                  name, p->index, (long)p->pid, hello.version, IPC_VERSION);
+        master_spawn_signal(p, SIGKILL);
+        return;
+    }
+    if (hello.kind != (uint32_t)p->kind) {
+        log_warnx("daemon=%s slot=%u pid=%ld says it is a %s: killing it", name, p->index,
+                  (long)p->pid, master_spawn_name((enum ipc_peer_kind)hello.kind));
+        master_spawn_signal(p, SIGKILL);
+        return;
+    }
+    log_info("daemon=%s slot=%u pid=%ld ready", name, p->index, (long)p->pid);
+}
+
+/* master_spawn_close_from - close every descriptor >= low (close_range, or a loop). */
+static void
+master_spawn_close_from(int low)
+{
+    long max;
+
+    if (close_range((unsigned)low, ~0U, 0) == 0)
+        return;
+    max = sysconf(_SC_OPEN_MAX);
+    if (max < 0 || max > 65536)
+        max = 65536;
+    for (int fd = low; fd < max; fd++)
+        close(fd);
+}
+
+/* master_spawn_exec - in the child: put the channel on fd 3 and smtpd's listeners on 4..,
+ * close the rest, reset signals, exec. Never returns. */
+static void __attribute__((noreturn))
+master_spawn_exec(struct master *m, const struct master_slot *s, const char *path, int chan,
+                  const char *services)
+{
+    const char *name = master_spawn_name(s->kind);
+    size_t      nkeep = 1 + (s->kind == IPC_PEER_SMTPD ? m->listeners.n : 0);
+    int         base = MASTER_CHANNEL_FD + (int)nkeep;
+    int         moved[1 + MASTER_LISTEN_MAX];
+    char        slot[16];
+    const char *argv[8];
+    int         argc = 0;
+
+    ev_signal_reset();
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig != SIGKILL && sig != SIGSTOP)
+            signal(sig, SIG_DFL);
+    }
+    /* Move every kept descriptor above the target range first, so no dup2() below can
+     * overwrite one that is still to be moved. */
+    for (size_t i = 0; i < nkeep; i++) {
+        int src = i == 0 ? chan : m->listeners.v[i - 1].fd;
+
+        if ((moved[i] = fcntl(src, F_DUPFD_CLOEXEC, base)) == -1) {
+            log_warn("%s: descriptor setup", name);
+            _exit(127);
+        }
+    }
+    for (size_t i = 0; i < nkeep; i++) {
+        if (dup2(moved[i], MASTER_CHANNEL_FD + (int)i) == -1) {
+            log_warn("%s: descriptor setup", name);
+            _exit(127);
+        }
+    }
+    master_spawn_close_from(base);
+    if (services != NULL)
+        setenv("POSTERN_LISTENERS", services, 1);
+    else
+        unsetenv("POSTERN_LISTENERS");
+
+    snprintf(slot, sizeof(slot), "%u", s->index);
+    argv[argc++] = name;
+    argv[argc++] = "-c";
+    argv[argc++] = m->confdir;
+    argv[argc++] = "-i";
+    argv[argc++] = slot;
+    if (m->foreground)
+        argv[argc++] = "-d";
+    argv[argc] = NULL;
+    execv(path, (char *const *)argv);
+    log_warn("daemon=%s slot=%u: exec %s", name, s->index, path);
+    _exit(127);
+}
+
+/* master_spawn_restart_timer - a throttled slot's wait is over. */
+static void
+master_spawn_restart_timer(void *arg)
+{
+    struct master_slot *s = arg;
+
+    s->restart_timer = 0;
+    master_spawn_slot_start(s);
+}
+
+/* master_spawn_schedule - start the slot again after delay_ms (0: now). */
+static void
+master_spawn_schedule(struct master_slot *s, uint64_t delay_ms)
+{
+    if (delay_ms == 0)
+        master_spawn_slot_start(s);
+    else
+        s->restart_timer = ev_timer_add(s->m->ev, delay_ms, master_spawn_restart_timer, s);
+}
+
+/* master_spawn_retired_qmgr - 1 while a retired qmgr still runs. */
+static int
+master_spawn_retired_qmgr(const struct master_spawn *sp)
+{
+    for (const struct master_proc *p = sp->procs; p != NULL; p = p->next) {
+        if (p->slot == NULL && p->kind == IPC_PEER_QMGR)
+            return 1;
+    }
+    return 0;
+}
+
+/* master_spawn_slot_start - fork+exec the slot's daemon and connect it to its peers. */
+static void
+master_spawn_slot_start(struct master_slot *s)
+{
+    struct master       *m = s->m;
+    struct master_spawn *sp = m->spawn;
+    struct master_proc  *p;
+    const char          *name = master_spawn_name(s->kind);
+    char                *path, *services = NULL;
+    int                  sv[2];
+    pid_t                pid;
+
+    if (sp->stopped || s->proc != NULL)
+        return;
+    if (s->kind == IPC_PEER_QMGR && master_spawn_retired_qmgr(sp)) {
+        s->waiting = 1;
+        log_info("daemon=qmgr slot=%u waits for the old qmgr to exit", s->index);
+        return;
+    }
+    s->waiting = 0;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
+        log_warn("daemon=%s slot=%u: socketpair", name, s->index);
+        master_spawn_schedule(s, master_throttle_delay(0, &s->backoff_ms));
+        return;
+    }
+    path = xasprintf("%s/%s", m->daemon_dir, name);
+    if (s->kind == IPC_PEER_SMTPD)
+        services = master_listen_services(&m->listeners);
+    if ((pid = fork()) == -1) {
+        log_warn("daemon=%s slot=%u: fork", name, s->index);
+        close(sv[0]);
+        close(sv[1]);
+        free(path);
+        free(services);
+        master_spawn_schedule(s, master_throttle_delay(0, &s->backoff_ms));
+        return;
+    }
+    if (pid == 0)
+        master_spawn_exec(m, s, path, sv[1], services);
+    close(sv[1]);
+    free(path);
+    free(services);
+    if (fcntl(sv[0], F_SETFL, O_NONBLOCK) == -1)
+        log_warn("daemon=%s: O_NONBLOCK on its channel", name);
+
+    p = xcalloc(1, sizeof(*p));
+    p->slot = s;
+    p->kind = s->kind;
+    p->index = s->index;
+    p->pid = pid;
+    p->started_ms = ev_now_ms();
+    p->chan = ipc_conn_new(m->ev, sv[0], master_spawn_frame, p);
+    p->next = sp->procs;
+    sp->procs = p;
+    s->proc = p;
+    log_info("daemon=%s slot=%u pid=%ld started", name, s->index, (long)pid);
+    master_spawn_broker(sp, p);
+}
+
+/* master_spawn_add_slots - n slots of one kind. */
+static void
+master_spawn_add_slots(struct master_spawn *sp, struct master *m, enum ipc_peer_kind kind,
+                       long long n)
+{
+    for (long long i = 0; i < n; i++) {
+        struct master_slot *s = &sp->slots[sp->nslots++];
+
+        memset(s, 0, sizeof(*s));
+        s->m = m;
+        s->kind = kind;
+        s->index = (unsigned)i;
+    }
+}
+
+void
+master_spawn_start(struct master *m)
+{
+    struct master_spawn *sp;
+    long long            nsmtpd = config_int(m->cfg, "smtpd_processes");
+    long long            nlocal = config_int(m->cfg, "local_processes");
+
+    if (m->spawn == NULL)
+        m->spawn = xcalloc(1, sizeof(*m->spawn));
+    sp = m->spawn;
+    if (nsmtpd < 0)
+        nsmtpd = 0;
+    if (nlocal < 0)
+        nlocal = 0;
+    free(sp->slots);
+    sp->slots = xcalloc((size_t)(1 + nsmtpd + nlocal), sizeof(*sp->slots));
+    sp->nslots = 0;
+    master_spawn_add_slots(sp, m, IPC_PEER_QMGR, 1);
+    master_spawn_add_slots(sp, m, IPC_PEER_SMTPD, nsmtpd);
+    master_spawn_add_slots(sp, m, IPC_PEER_LOCAL, nlocal);
+    /* qmgr first, so that every other daemon finds it to pair with. */
+    for (size_t i = 0; i < sp->nslots; i++)
+        master_spawn_slot_start(&sp->slots[i]);
+}
+
+/* master_spawn_kill_timer - a retired daemon outlived its grace period. */
+static void
+master_spawn_kill_timer(void *arg)
+{
+    struct master_proc *p = arg;
+
+    p->kill_timer = 0;
+    log_warnx("daemon=%s slot=%u pid=%ld still running %d s after SIGTERM: SIGKILL",
+              master_spawn_name(p->kind), p->index, (long)p->pid, MASTER_STOP_WAIT_MS / 1000);
+    master_spawn_signal(p, SIGKILL);
+}
+
+void
+master_spawn_retire(struct master *m)
+{
+    struct master_spawn *sp = m->spawn;
+
+    if (sp == NULL)
+        return;
+    for (size_t i = 0; i < sp->nslots; i++) {
+        struct master_slot *s = &sp->slots[i];
+
+        ev_timer_del(m->ev, s->restart_timer);
+        s->restart_timer = 0;
+        if (s->proc == NULL)
+            continue;
+        s->proc->slot = NULL;
+        master_spawn_signal(s->proc, SIGTERM);
+        s->proc->kill_timer = ev_timer_add(m->ev, MASTER_STOP_WAIT_MS, master_spawn_kill_timer,
+                                           s->proc);
+        s->proc = NULL;
+    }
+    free(sp->slots);
+    sp->slots = NULL;
+    sp->nslots = 0;
+}
+
+void
+master_spawn_stop(struct master *m)
+{
+    struct master_spawn *sp = m->spawn;
+
+    if (sp == NULL)
+        return;
+    sp->stopped = 1;
+    for (size_t i = 0; i < sp->nslots; i++) {
+        ev_timer_del(m->ev, sp->slots[i].restart_timer);
+        sp->slots[i].restart_timer = 0;
+    }
+    for (struct master_proc *p = sp->procs; p != NULL; p = p->next)
+        master_spawn_signal(p, SIGTERM);
+}
+
+void
+master_spawn_kill(struct master *m)
+{
+    if (m->spawn == NULL)
+        return;
+    for (struct master_proc *p = m->spawn->procs; p != NULL; p = p->next) {
+        log_warnx("daemon=%s slot=%u pid=%ld did not stop: SIGKILL", master_spawn_name(p->kind),
+                  p->index, (long)p->pid);
+        master_spawn_signal(p, SIGKILL);
+    }
+}
+
+/* master_spawn_status - "exit:N" or "signal:N" for a wait status. */
+static void
+master_spawn_status(int status, char *out, size_t outlen)
+{
+    if (WIFEXITED(status))
+        snprintf(out, outlen, "exit:%d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(out, outlen, "signal:%d%s", WTERMSIG(status),
+                 WCOREDUMP(status) ? ",core" : "");
+    else
+        snprintf(out, outlen, "unknown:%d", status);
+}
+
+/* master_spawn_exited - one reaped daemon: log it, restart its slot or let it go. */
+static void
+master_spawn_exited(struct master *m, struct master_proc *p, int status)
+{
+    struct master_spawn *sp = m->spawn;
+    struct master_slot  *s = p->slot;
+    const char          *name = master_spawn_name(p->kind);
+    uint64_t             ran = ev_now_ms() - p->started_ms;
+    char                 st[32];
+
+    master_spawn_status(status, st, sizeof(st));
+    ev_timer_del(m->ev, p->kill_timer);
+    ipc_conn_free(&p->chan);
+    if (s != NULL && !sp->stopped) {
+        uint64_t delay = master_throttle_delay(ran, &s->backoff_ms);
+
+        s->proc = NULL;
+        log_warnx("daemon=%s slot=%u pid=%ld exited status=%s ran=%llums restart_in=%llus",
+                  name, p->index, (long)p->pid, st, (unsigned long long)ran,
+                  (unsigned long long)(delay / 1000));
+        master_spawn_schedule(s, delay);
+    } else {
+        if (s != NULL)
+            s->proc = NULL;
+        log_info("daemon=%s slot=%u pid=%ld exited status=%s%s", name, p->index,
+                 (long)p->pid, st, s == NULL ? " retired=yes" : "");
+    }
+}
+
+void
+master_spawn_reap(struct master *m)
+{
+    struct master_spawn *sp = m->spawn;
+    pid_t                pid;
+    int                  status, qmgr_gone = 0;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        struct master_proc **pp = sp ? &sp->procs : NULL, *p;
+
+        while (pp != NULL && *pp != NULL && (*pp)->pid != pid)
+            pp = &(*pp)->next;
+        if (pp == NULL || *pp == NULL) {
+            log_debug("reaped unknown child pid=%ld", (long)pid);
+            continue;
+        }
+        p = *pp;
+        *pp = p->next;
+        if (p->slot == NULL && p->kind == IPC_PEER_QMGR)
+            qmgr_gone = 1;
+        master_spawn_exited(m, p, status);
+        free(p);
+    }
+    if (pid == -1 && errno != ECHILD)
+        log_warn("waitpid");
+    /* A new qmgr that waited for the retired one may start now. */
+    if (qmgr_gone && sp != NULL && !master_spawn_retired_qmgr(sp)) {
+        for (size_t i = 0; i < sp->nslots; i++) {
+            if (sp->slots[i].waiting)
+                master_spawn_slot_start(&sp->slots[i]);
+        }
+    }
+}
+
+size_t
+master_spawn_running(const struct master *m)
+{
+    size_t n = 0;
+
+    if (m->spawn == NULL)
+        return 0;
+    for (const struct master_proc *p = m->spawn->procs; p != NULL; p = p->next)
+        n++;
+    return n;
+}
+
+void
+master_spawn_free(struct master *m)
+{
+    struct master_spawn *sp = m->spawn;
+
+    if (sp == NULL)
+        return;
+    for (size_t i = 0; i < sp->nslots; i++)
+        ev_timer_del(m->ev, sp->slots[i].restart_timer);
+    while (sp->procs != NULL) {
+        struct master_proc *p = sp->procs;
+
+        sp->procs = p->next;
+        ev_timer_del(m->ev, p->kill_timer);
+        ipc_conn_free(&p->chan);
+        free(p);
+    }
+    free(sp->slots);
+    free(sp);
+    m->spawn = NULL;
+}
