@@ -1,0 +1,321 @@
+/* qmgr - the queue manager: sole owner of the Berkeley DB queue and the spool files.
+ *
+ * Started by master as `qmgr -c DIR -i SLOT [-d]` with its master channel on fd 3 (see
+ * doc/internals.md). Start-up: read the config, chroot to queue_directory and become
+ * queue_owner (when root; otherwise just chdir there), open and recover the database,
+ * repair the queue (in-flight recipients due again, finished messages and orphan bodies
+ * removed), say HELLO to master, then serve on one event loop: smtpd peers (qmgr_smtpd),
+ * delivery agents (qmgr_sched), master (new peer sockets). SIGTERM, SIGINT or EOF from
+ * master: finish the turn, write what is pending, close the environment cleanly, exit 0. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "config.h"
+#include "ev.h"
+#include "ipc.h"
+#include "ipc_msg.h"
+#include "log.h"
+#include "priv.h"
+#include "qmgr.h"
+#include "qmgr_body.h"
+#include "qmgr_sched.h"
+#include "qmgr_smtpd.h"
+#include "qmgr_store.h"
+
+#define QMGR_MASTER_FD        3
+#define QMGR_ORPHAN_AGE       3600            /* seconds before an unreferenced body goes */
+#define QMGR_CHECKPOINT_MS    (60 * 1000)
+#define QMGR_SWEEP_MS         (3600 * 1000)
+
+struct ev          *qmgr_ev;
+struct qmgr_store  *qmgr_db;
+struct qmgr_params  qmgr_params;
+
+static struct ipc_conn *qmgr_master;
+static int              qmgr_slot;
+
+/* qmgr_wall_ms - wall-clock milliseconds. */
+uint64_t
+qmgr_wall_ms(void)
+{
+    struct timeval tv;
+
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+/* qmgr_usage - wrong arguments. */
+static void __attribute__((noreturn))
+qmgr_usage(void)
+{
+    fprintf(stderr, "usage: qmgr [-d] [-c config_dir] [-i slot]\n");
+    exit(2);
+}
+
+/* qmgr_facility - the syslog facility named in the config. */
+static int
+qmgr_facility(const char *name)
+{
+    static const struct {
+        const char *name;
+        int         facility;
+    } t[] = {
+        { "mail", LOG_MAIL }, { "daemon", LOG_DAEMON }, { "local0", LOG_LOCAL0 },
+        { "local1", LOG_LOCAL1 }, { "local2", LOG_LOCAL2 }, { "local3", LOG_LOCAL3 },
+        { "local4", LOG_LOCAL4 }, { "local5", LOG_LOCAL5 }, { "local6", LOG_LOCAL6 },
+        { "local7", LOG_LOCAL7 },
+    };
+
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        if (strcmp(name, t[i].name) == 0)
+            return t[i].facility;
+    return LOG_MAIL;
+}
+
+/* qmgr_stop - leave the event loop; main() closes everything. */
+static void
+qmgr_stop(const char *why)
+{
+    log_info("stopping: %s", why);
+    ev_stop(qmgr_ev);
+}
+
+/* qmgr_signal - SIGTERM, SIGINT. */
+static void
+qmgr_signal(int sig, void *arg)
+{
+    (void)arg;
+    qmgr_stop(sig == SIGTERM ? "SIGTERM" : "signal");
+}
+
+/* qmgr_master_frame - master hands us peer sockets; EOF means master is gone. */
+static void
+qmgr_master_frame(struct ipc_conn *conn, const struct ipc_frame *f, void *arg)
+{
+    struct ipc_master_peer p;
+
+    (void)conn;
+    (void)arg;
+    if (f == NULL) {
+        ipc_conn_free(&qmgr_master);
+        qmgr_stop("master closed the channel");
+        return;
+    }
+    /* master is trusted: anything malformed from it is a bug. */
+    if (f->type != IPC_MASTER_PEER || ipc_master_peer_dec(f, &p) == -1)
+        fatalx("malformed %s from master", ipc_type_name(f->type));
+    if (f->fd == -1)
+        fatalx("master_peer without a descriptor");
+    switch (p.kind) {
+    case IPC_PEER_SMTPD:
+        qmgr_smtpd_add(f->fd, p.id);
+        break;
+    case IPC_PEER_LOCAL:
+        qmgr_sched_add_agent(f->fd, p.kind, p.id);
+        break;
+    default:
+        log_warnx("master sent a peer of kind %u, ignored", p.kind);
+        close(f->fd);
+        break;
+    }
+    ipc_master_peer_clear(&p);
+}
+
+/* qmgr_checkpoint_cb - a periodic checkpoint keeps recovery short and logs removable. */
+static void
+qmgr_checkpoint_cb(void *arg)
+{
+    struct qmgr_store_stats st;
+
+    (void)arg;
+    qmgr_store_checkpoint(qmgr_db);
+    qmgr_store_get_stats(qmgr_db, &st);
+    log_debug("store: group_commits=%llu messages=%llu log_flushes=%llu result_txns=%llu",
+              (unsigned long long)st.insert_txns, (unsigned long long)st.inserted_msgs,
+              (unsigned long long)st.log_syncs, (unsigned long long)st.result_txns);
+    ev_timer_add(qmgr_ev, QMGR_CHECKPOINT_MS, qmgr_checkpoint_cb, NULL);
+}
+
+/* qmgr_sweep_cb - hourly: bodies left by smtpd sessions that never committed. */
+static void
+qmgr_sweep_cb(void *arg)
+{
+    (void)arg;
+    qmgr_body_sweep(qmgr_db, QMGR_ORPHAN_AGE);
+    ev_timer_add(qmgr_ev, QMGR_SWEEP_MS, qmgr_sweep_cb, NULL);
+}
+
+/* qmgr_recovered_gone - a finished message removed by recovery: its body goes too. */
+static void
+qmgr_recovered_gone(const char *qid, void *arg)
+{
+    (void)arg;
+    qmgr_body_unlink(qid);
+    log_info("%s: removed", qid);
+}
+
+/* qmgr_enter_queue - chroot to the queue directory and become queue_owner (root), or just
+ * work in it (not root, where missing directories are created). */
+static void
+qmgr_enter_queue(const struct config *cfg)
+{
+    const char *qdir = config_path(cfg, "queue_directory");
+    const char *owner = config_str(cfg, "queue_owner");
+
+    if (priv_is_root()) {
+        uid_t uid;
+        gid_t gid;
+
+        if (priv_lookup(owner, &uid, &gid) == -1)
+            fatalx("queue_owner %s: no such user", owner);
+        if (uid == 0)
+            fatalx("queue_owner %s must not be root", owner);
+        priv_drop(owner, qdir);
+        return;
+    }
+    if (mkdir(qdir, 0755) == -1 && errno != EEXIST)
+        fatal("mkdir %s", qdir);
+    if (chdir(qdir) == -1)
+        fatal("chdir %s", qdir);
+    if (mkdir("db", 0700) == -1 && errno != EEXIST)
+        fatal("mkdir %s/db", qdir);
+    if (mkdir("body", 0700) == -1 && errno != EEXIST)
+        fatal("mkdir %s/body", qdir);
+    priv_drop(NULL, NULL);
+}
+
+/* qmgr_raise_nofile - every open message holds a descriptor: allow as many as we may. */
+static void
+qmgr_raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+            log_warn("setrlimit RLIMIT_NOFILE");
+    }
+}
+
+/* qmgr_read_params - the settings qmgr uses, from the config. */
+static void
+qmgr_read_params(const struct config *cfg)
+{
+    long long sessions = config_int(cfg, "smtpd_max_sessions");
+    long long rcpts = config_int(cfg, "smtpd_recipient_limit");
+
+    qmgr_params.retry_min = config_time_ms(cfg, "queue_retry_min") / 1000;
+    qmgr_params.retry_max = config_time_ms(cfg, "queue_retry_max") / 1000;
+    qmgr_params.lifetime = config_time_ms(cfg, "queue_lifetime") / 1000;
+    if (qmgr_params.retry_min == 0)
+        qmgr_params.retry_min = 1;
+    if (qmgr_params.retry_max < qmgr_params.retry_min)
+        qmgr_params.retry_max = qmgr_params.retry_min;
+    qmgr_params.local_concurrency = (uint32_t)config_int(cfg, "local_concurrency");
+    qmgr_params.rcpt_limit = rcpts > 0 ? (uint32_t)rcpts : 1;
+    /* One transaction per session at a time, with slack for sessions being torn down. */
+    qmgr_params.max_open = sessions > 0 && sessions < 1000000 ? (uint32_t)sessions * 2
+                                                              : 2000000;
+}
+
+/* main - start up, recover the queue, say hello to master, serve until told to stop. */
+int
+main(int argc, char **argv)
+{
+    struct ipc_master_hello hello;
+    struct qmgr_store_stats st;
+    struct config          *cfg;
+    enum log_level          level;
+    const char             *confarg = NULL;
+    char                    err[1024];
+    int                     ch, debug = 0, fl;
+
+    while ((ch = getopt(argc, argv, "c:i:d")) != -1) {
+        switch (ch) {
+        case 'c':
+            confarg = optarg;
+            break;
+        case 'i':
+            qmgr_slot = atoi(optarg);
+            break;
+        case 'd':
+            debug = 1;
+            break;
+        default:
+            qmgr_usage();
+        }
+    }
+    if (optind != argc)
+        qmgr_usage();
+    log_init("qmgr", debug);
+    if ((cfg = config_load(config_dir_from(confarg), err, sizeof(err))) == NULL)
+        fatalx("%s", err);
+    if (log_level_parse(config_str(cfg, "log_level"), &level) == 0)
+        log_set_level(level);
+    if (!debug)
+        log_set_facility(qmgr_facility(config_str(cfg, "syslog_facility")));
+    if ((fl = fcntl(QMGR_MASTER_FD, F_GETFL)) == -1)
+        fatalx("fd %d is not open: qmgr is started by master", QMGR_MASTER_FD);
+    fcntl(QMGR_MASTER_FD, F_SETFD, FD_CLOEXEC);
+    fcntl(QMGR_MASTER_FD, F_SETFL, fl | O_NONBLOCK);
+    qmgr_read_params(cfg);
+
+    umask(077);
+    signal(SIGPIPE, SIG_IGN);
+    qmgr_raise_nofile();
+    qmgr_enter_queue(cfg);
+
+    /* Paths from here on are relative to the queue directory (our chroot as root). */
+    if ((qmgr_db = qmgr_store_open("db", err, sizeof(err))) == NULL)
+        fatalx("queue database: %s", err);
+    if (qmgr_store_recover(qmgr_db, qmgr_recovered_gone, NULL) == -1)
+        fatalx("queue database: recovery pass failed");
+    qmgr_body_sweep(qmgr_db, QMGR_ORPHAN_AGE);
+
+    if ((qmgr_ev = ev_new()) == NULL)
+        fatalx("ev_new");
+    if (ev_signal(qmgr_ev, SIGTERM, qmgr_signal, NULL) == -1
+        || ev_signal(qmgr_ev, SIGINT, qmgr_signal, NULL) == -1)
+        fatalx("cannot watch signals");
+    qmgr_master = ipc_conn_new(qmgr_ev, QMGR_MASTER_FD, qmgr_master_frame, NULL);
+    qmgr_sched_start();
+    ev_timer_add(qmgr_ev, QMGR_CHECKPOINT_MS, qmgr_checkpoint_cb, NULL);
+    ev_timer_add(qmgr_ev, QMGR_SWEEP_MS, qmgr_sweep_cb, NULL);
+
+    memset(&hello, 0, sizeof(hello));
+    hello.version = IPC_VERSION;
+    hello.kind = IPC_PEER_QMGR;
+    hello.pid = (uint32_t)getpid();
+    if (ipc_master_hello_send(qmgr_master, 0, &hello, -1) == -1)
+        fatalx("cannot send hello to master");
+    log_info("started slot=%d retry_min=%llus retry_max=%llus lifetime=%llus "
+             "local_concurrency=%u", qmgr_slot, (unsigned long long)qmgr_params.retry_min,
+             (unsigned long long)qmgr_params.retry_max,
+             (unsigned long long)qmgr_params.lifetime, qmgr_params.local_concurrency);
+
+    if (ev_run(qmgr_ev) == -1)
+        log_err("event loop failed");
+
+    /* Finish what this turn started, then close the environment cleanly. */
+    qmgr_smtpd_shutdown();
+    qmgr_sched_shutdown();
+    qmgr_store_get_stats(qmgr_db, &st);
+    log_info("stopped: group_commits=%llu messages=%llu log_flushes=%llu",
+             (unsigned long long)st.insert_txns, (unsigned long long)st.inserted_msgs,
+             (unsigned long long)st.log_syncs);
+    qmgr_store_close(&qmgr_db);
+    ipc_conn_free(&qmgr_master);
+    ev_free(&qmgr_ev);
+    config_free(&cfg);
+    return 0;
+}
