@@ -43,7 +43,7 @@ LINKS    := $(addprefix $(B)/bin/,sendmail mailq newaliases)
 UNIT_SRC   := $(wildcard tests/unit/*_test.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
-.PHONY: all check unit integration run install clean deps bench
+.PHONY: all check unit integration run install clean deps bench fuzz
 all: $(PROGRAMS) $(LINKS)
 
 $(B)/obj/%.o: %.c
@@ -72,6 +72,15 @@ $(LINKS): $(B)/bin/postern
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
+# libFuzzer targets (clang), not part of `make check`: make fuzz; then e.g.
+#   $(B)/fuzz/fuzz_smtp_data -max_total_time=60
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+fuzz: $(FUZZ_BINS)
+$(B)/fuzz/%: tests/fuzz/%.c $(SMTP_SRC) $(COMMON_SRC)
+	@mkdir -p $(dir $@)
+	clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+	    -Ilibcommon -Ilibsmtp -o $@ $< $(SMTP_SRC) $(COMMON_SRC) $(LDLIBS)
 
 deps:
 	@tools/install-deps
@@ -104,3 +113,6 @@ clean:
 	rm -rf $(B)
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+
+# Keep test objects between runs.
+.SECONDARY:

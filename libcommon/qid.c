@@ -71,7 +71,7 @@ qid_time(const char *qid)
 void
 qid_dir(const char *qid, char out[3])
 {
-    out[0] = qid[11];
-    out[1] = qid[12];
+    out[0] = qid[7];
+    out[1] = qid[8];
     out[2] = '\0';
 }

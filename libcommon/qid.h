@@ -17,8 +17,9 @@
 void     qid_new(char out[QID_SIZE]);
 int      qid_valid(const char *s);          /* 1: exactly QID_LEN alphabet characters */
 uint64_t qid_time(const char *qid);         /* the creation time in seconds, 0 if invalid */
-/* qid_dir - the spool subdirectory of a valid ID: its two fastest-changing time characters,
- * so bodies spread evenly over 1,024 directories. */
+/* qid_dir - the spool subdirectory of a valid ID: the time bits that change about once a
+ * second, so one group commit's bodies share a directory (one directory fsync) while the
+ * spool cycles through 1,024 directories every 18 minutes. */
 void     qid_dir(const char *qid, char out[3]);
 
 #endif

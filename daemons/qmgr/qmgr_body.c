@@ -82,9 +82,11 @@ qmgr_body_sync_dirs(const char *const *qids, size_t n)
     int    rc = 0;
 
     for (i = 0; i < n; i++) {
-        const char *xx = qids[i] + strlen(qids[i]) - 2;
-        char        dir[32];
+        char xx[3] = "00";
+        char dir[32];
 
+        if (qid_valid(qids[i]))
+            qid_dir(qids[i], xx);
         for (k = 0; k < ndone && memcmp(done[k], xx, 2) != 0; k++)
             ;
         if (k < ndone)

@@ -153,8 +153,8 @@ test_qid_sorts_like_numbers(void)
         CHECK(a[i - 1] < a[i]);
 }
 
-/* test_qid_dir - the spool directory is two alphabet characters of the ID, and consecutive
- * IDs spread over many directories. */
+/* test_qid_dir - the spool directory is two alphabet characters of the ID, and IDs made
+ * within a second share it (one directory fsync per group commit). */
 static void
 test_qid_dir(void)
 {
@@ -175,12 +175,14 @@ test_qid_dir(void)
             bad++;
             continue;
         }
-        if (!used[(a - QID_ALPHABET) * 32 + (b - QID_ALPHABET)]++)
+        if (!used[(a - QID_ALPHABET) * 32 + (b - QID_ALPHABET)]) {
+            used[(a - QID_ALPHABET) * 32 + (b - QID_ALPHABET)] = 1;
             distinct++;
+        }
     }
     CHECK(bad == 0);
-    CHECK(distinct > 500);
-    if (distinct <= 500)
+    CHECK(distinct >= 1 && distinct <= 4);
+    if (distinct > 4)
         fprintf(stderr, "  20000 IDs in %d directories\n", distinct);
 }
 
