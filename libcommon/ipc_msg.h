@@ -17,7 +17,7 @@
 #include "buf.h"
 #include "ipc.h"
 
-#define IPC_VERSION 2
+#define IPC_VERSION 3
 
 /* Peer kinds, named in IPC_MASTER_PEER and IPC_MASTER_HELLO. */
 enum ipc_peer_kind {
@@ -49,7 +49,9 @@ enum ipc_deliv_status {
     X(IPC_MSG_ABORT,   13, msg_abort)    /* smtpd -> qmgr: transaction dropped          */ \
     X(IPC_MSG_QUEUED,  14, msg_queued)   /* qmgr -> smtpd: durable (status 0), send 250 */ \
     X(IPC_DELIVER,     20, deliver)      /* qmgr -> agent: one recipient, +read fd      */ \
-    X(IPC_DELIVERED,   21, delivered)    /* agent -> qmgr: result for that recipient    */
+    X(IPC_DELIVERED,   21, delivered)    /* agent -> qmgr: result for that recipient    */ \
+    X(IPC_RELAY,       22, relay)        /* qmgr -> smtp: one message, n rcpts, +read fd */ \
+    X(IPC_RELAYED,     23, relayed)      /* smtp -> qmgr: per-recipient results         */
 
 #define IPC_FIELDS_master_peer(F)                                                         \
     F(U32, kind)            /* enum ipc_peer_kind of the process at the other end */      \
@@ -110,6 +112,38 @@ enum ipc_deliv_status {
     F(U32, status)          /* enum ipc_deliv_status */                                   \
     F(STR, dsn)             /* enhanced status code, e.g. "2.0.0", "4.2.2" */             \
     F(STR, text)            /* diagnostic for the log and the bounce */
+
+/* The outbound agent gets one message for one next hop with every recipient that goes
+ * there; it answers once, with a result per recipient in the same order. */
+#define IPC_FIELDS_relay(F)                                                               \
+    F(STR, qid)                                                                           \
+    F(U32, flags)           /* IPC_F_* */                                                 \
+    F(U64, size)                                                                          \
+    F(STR, sender)                                                                        \
+    F(STR, envid)           /* DSN ENVID or "" */                                         \
+    F(U32, ret)             /* DSN RET: 0 unset, 1 FULL, 2 HDRS */                        \
+    F(STR, transport)       /* "smtp" or "lmtp" */                                        \
+    F(STR, nexthop)         /* "domain" (MX), "[host]:port" (no MX), "unix:/path" (LMTP) */ \
+    F(U32, tls_level)       /* enum tls_level */                                          \
+    F(STRV, rcpts)                                                                        \
+    F(U32V, rcpt_index)     /* qmgr's index of each recipient */                          \
+    F(STRV, orcpts)         /* DSN ORCPT per recipient, "" if none */                     \
+    F(U32V, notify)         /* DSN NOTIFY bits per recipient */
+
+#define IPC_FIELDS_relayed(F)                                                             \
+    F(STR, qid)                                                                           \
+    F(STR, relay)           /* "mx.b.test[192.0.2.1]:25" for the log */                   \
+    F(STR, tls)             /* "TLSv1.3 TLS_AES_256_GCM_SHA384" or "" */                  \
+    F(U32V, rcpt_index)                                                                   \
+    F(U32V, status)         /* enum ipc_deliv_status per recipient */                     \
+    F(STRV, dsn)            /* enhanced status code per recipient */                      \
+    F(STRV, text)           /* the remote reply or our own diagnostic, per recipient */
+
+/* DSN NOTIFY bits (msg_commit.notify, relay.notify). */
+#define IPC_NOTIFY_NEVER    0x1u
+#define IPC_NOTIFY_SUCCESS  0x2u
+#define IPC_NOTIFY_FAILURE  0x4u
+#define IPC_NOTIFY_DELAY    0x8u
 
 /* Message type numbers. */
 #define IPC_ENUM_ENTRY(sym, num, name) sym = num,

@@ -207,12 +207,13 @@ test_ipc_msg_roundtrip(void)
 static void
 test_ipc_msg_type_numbers(void)
 {
-    CHECK(IPC_VERSION == 2);
+    CHECK(IPC_VERSION == 3);
     CHECK(IPC_MASTER_PEER == 1 && IPC_MASTER_HELLO == 2 && IPC_MASTER_TLS_KEYS == 3);
     CHECK(IPC_MSG_OPEN == 10 && IPC_MSG_OPENED == 11 && IPC_MSG_COMMIT == 12);
     CHECK(IPC_MSG_ABORT == 13 && IPC_MSG_QUEUED == 14);
     CHECK(IPC_DELIVER == 20 && IPC_DELIVERED == 21);
-    CHECK(NMSG == 10);
+    CHECK(IPC_RELAY == 22 && IPC_RELAYED == 23);
+    CHECK(NMSG == 12);
 }
 
 /* test_ipc_msg_golden - encoders produce exactly the documented bytes. */
