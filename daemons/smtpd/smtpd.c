@@ -1,0 +1,459 @@
+/* smtpd - the SMTP server daemon: start-up, listeners, the master and qmgr channels.
+ *
+ * Started by master as `smtpd -c DIR -i SLOT [-d]` (doc/internals.md): fd 3 is the master
+ * channel, fds 4.. are listening sockets named by $POSTERN_LISTENERS. We read the config,
+ * open the mailbox map, drop privileges (mail_owner, chrooted to smtpd_chroot or
+ * <queue_directory>/empty) when root, say HELLO to master and serve sessions until SIGTERM
+ * (graceful: idle sessions get 421, transactions get SMTPD_STOP_GRACE_MS) or until master
+ * goes away. The qmgr socket arrives in IPC_MASTER_PEER, again after a qmgr restart; while
+ * there is none, MAIL and DATA get 451. A malformed frame from qmgr or master is a bug in a
+ * trusted process: fatalx() and master restarts us. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ipc_msg.h"
+#include "log.h"
+#include "priv.h"
+#include "smtpd.h"
+
+struct smtpd smtpd;
+
+static uint64_t smtpd_stop_timer;
+
+/* smtpd_usage - bad arguments. */
+static void __attribute__((noreturn))
+smtpd_usage(void)
+{
+    fprintf(stderr, "usage: smtpd -c DIR -i SLOT [-d]\n");
+    exit(2);
+}
+
+/* smtpd_qmgr_up - is there a qmgr to talk to? */
+int
+smtpd_qmgr_up(void)
+{
+    return smtpd.qmgr != NULL;
+}
+
+/* smtpd_exit_now - close everything and leave the loop. */
+static void
+smtpd_exit_now(const char *why)
+{
+    struct smtpd_session *s, *next;
+
+    log_info("stopping: %s, sessions=%zu", why, smtpd.nsessions);
+    for (s = smtpd.sessions; s != NULL; s = next) {
+        next = s->next;
+        if (s->dead)
+            continue;
+        smtpd_session_reply(s, 421, "4.3.2", "%s Service shutting down, closing channel",
+                            smtpd.hostname);
+        smtpd_session_flush(s);
+        smtpd_session_close(s, "shutdown");
+    }
+    ev_stop(smtpd.ev);
+}
+
+/* smtpd_session_gone - a session ended; when stopping, the last one ends the process. */
+void
+smtpd_session_gone(struct smtpd_session *s)
+{
+    (void)s;
+    smtpd.nsessions--;
+    if (smtpd.stopping && smtpd.nsessions == 0)
+        ev_stop(smtpd.ev);
+}
+
+/* smtpd_close_listeners - stop accepting. */
+static void
+smtpd_close_listeners(void)
+{
+    size_t i;
+
+    for (i = 0; i < smtpd.nlisten; i++) {
+        if (smtpd.listen_fds[i] < 0)
+            continue;
+        ev_io_del(smtpd.ev, smtpd.listen_fds[i]);
+        close(smtpd.listen_fds[i]);
+        smtpd.listen_fds[i] = -1;
+    }
+}
+
+/* smtpd_stop_timeout - the grace period is over. */
+static void
+smtpd_stop_timeout(void *arg)
+{
+    (void)arg;
+    smtpd_stop_timer = 0;
+    smtpd_exit_now("grace period over");
+}
+
+/* smtpd_sigterm - stop gracefully. */
+static void
+smtpd_sigterm(int sig, void *arg)
+{
+    struct smtpd_session *s, *next;
+
+    (void)arg;
+    if (smtpd.stopping)
+        return;
+    log_info("signal %d: stopping, sessions=%zu", sig, smtpd.nsessions);
+    smtpd.stopping = 1;
+    smtpd_close_listeners();
+    for (s = smtpd.sessions; s != NULL; s = next) {
+        next = s->next;
+        if (!s->dead)
+            smtpd_session_stop(s);
+    }
+    if (smtpd.nsessions == 0) {
+        ev_stop(smtpd.ev);
+        return;
+    }
+    smtpd_stop_timer = ev_timer_add(smtpd.ev, SMTPD_STOP_GRACE_MS, smtpd_stop_timeout, NULL);
+}
+
+/* smtpd_qmgr_lost - the qmgr channel is gone: fail what waits on it. */
+static void
+smtpd_qmgr_lost(void)
+{
+    struct smtpd_session *s, *next;
+
+    ipc_conn_free(&smtpd.qmgr);
+    for (s = smtpd.sessions; s != NULL; s = next) {
+        next = s->next;
+        if (!s->dead)
+            smtpd_data_qmgr_lost(s);
+    }
+}
+
+/* smtpd_qmgr_frame - OPENED and QUEUED from qmgr. */
+static void
+smtpd_qmgr_frame(struct ipc_conn *c, const struct ipc_frame *f, void *arg)
+{
+    struct smtpd_session *s;
+
+    (void)arg;
+    if (c != smtpd.qmgr) {
+        /* an old connection reporting its end after it was replaced */
+        if (f != NULL && f->fd >= 0)
+            close(f->fd);
+        return;
+    }
+    if (f == NULL) {
+        log_warnx("qmgr connection lost");
+        smtpd_qmgr_lost();
+        return;
+    }
+    switch (f->type) {
+    case IPC_MSG_OPENED: {
+        struct ipc_msg_opened m;
+
+        if (ipc_msg_opened_dec(f, &m) == -1)
+            fatalx("qmgr: malformed %s", ipc_type_name(f->type));
+        s = smtpd_session_find(f->reqid);
+        if (s == NULL || s->state != SMTPD_ST_WAIT_OPEN) {
+            /* the client left meanwhile: give the file back */
+            if (f->fd >= 0)
+                close(f->fd);
+            if (m.status == 0 && m.qid[0] != '\0') {
+                struct ipc_msg_abort a = { .qid = m.qid };
+                (void)ipc_msg_abort_send(smtpd.qmgr, 0, &a, -1);
+            }
+            return;
+        }
+        smtpd_data_opened(s, m.status, m.qid, f->fd);
+        smtpd_session_resume(s);
+        break;
+    }
+    case IPC_MSG_QUEUED: {
+        struct ipc_msg_queued m;
+
+        if (ipc_msg_queued_dec(f, &m) == -1)
+            fatalx("qmgr: malformed %s", ipc_type_name(f->type));
+        if (f->fd >= 0)
+            close(f->fd);
+        s = smtpd_session_find(f->reqid);
+        if (s == NULL || s->state != SMTPD_ST_WAIT_QUEUED || strcmp(s->qid, m.qid) != 0) {
+            log_info("%s: status=%s, client gone before the reply", m.qid,
+                     m.status == 0 ? "queued" : "failed");
+            return;
+        }
+        smtpd_data_queued(s, m.status, m.qid, m.text);
+        smtpd_session_resume(s);
+        break;
+    }
+    default:
+        if (f->fd >= 0)
+            close(f->fd);
+        fatalx("qmgr: unexpected message %s", ipc_type_name(f->type));
+    }
+}
+
+/* smtpd_master_frame - peers from master; EOF means master is gone. */
+static void
+smtpd_master_frame(struct ipc_conn *c, const struct ipc_frame *f, void *arg)
+{
+    struct ipc_master_peer m;
+
+    (void)c;
+    (void)arg;
+    if (f == NULL) {
+        ipc_conn_free(&smtpd.master);
+        smtpd.stopping = 1;
+        smtpd_close_listeners();
+        smtpd_exit_now("master gone");
+        return;
+    }
+    if (f->type != IPC_MASTER_PEER) {
+        /* e.g. IPC_MASTER_TLS_KEYS: of no use until TLS is served here */
+        log_debug("master: %s ignored", ipc_type_name(f->type));
+        if (f->fd >= 0)
+            close(f->fd);
+        return;
+    }
+    if (ipc_master_peer_dec(f, &m) == -1) {
+        if (f->fd >= 0)
+            close(f->fd);
+        fatalx("master: malformed %s", ipc_type_name(f->type));
+    }
+    if (m.kind != IPC_PEER_QMGR || f->fd < 0) {
+        log_warnx("master: peer kind=%u without use here", m.kind);
+        if (f->fd >= 0)
+            close(f->fd);
+        return;
+    }
+    if (smtpd.qmgr != NULL) {
+        log_info("qmgr connection replaced");
+        smtpd_qmgr_lost();
+    }
+    if (fcntl(f->fd, F_SETFL, fcntl(f->fd, F_GETFL) | O_NONBLOCK) == -1)
+        log_warn("qmgr socket: fcntl");
+    smtpd.qmgr = ipc_conn_new(smtpd.ev, f->fd, smtpd_qmgr_frame, NULL);
+    log_debug("qmgr connected id=%u", m.id);
+}
+
+/* smtpd_accept - take new connections from one listener. */
+static void
+smtpd_accept(int fd, int events, void *arg)
+{
+    const char *service = arg;
+    int         i;
+
+    (void)events;
+    for (i = 0; i < 64 && !smtpd.stopping; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        char      addr[64] = "unknown", port[16] = "0";
+        int       c = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (c == -1) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR
+                && errno != ECONNABORTED)
+                log_warn("accept: service=%s", service);
+            return;
+        }
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &sin->sin_addr, addr, sizeof(addr));
+            snprintf(port, sizeof(port), "%u", ntohs(sin->sin_port));
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+            if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
+                inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], addr, sizeof(addr));
+            else
+                inet_ntop(AF_INET6, &sin6->sin6_addr, addr, sizeof(addr));
+            snprintf(port, sizeof(port), "%u", ntohs(sin6->sin6_port));
+        } else if (ss.ss_family == AF_UNIX) {
+            snprintf(addr, sizeof(addr), "127.0.0.1");
+        }
+        smtpd_session_accept(c, service, addr, port);
+    }
+}
+
+/* smtpd_listeners - fds 4.. named by $POSTERN_LISTENERS. */
+static void
+smtpd_listeners(void)
+{
+    const char *env = getenv("POSTERN_LISTENERS");
+    char       *copy, *tok, *save = NULL;
+
+    if (env == NULL || *env == '\0') {
+        log_warnx("POSTERN_LISTENERS is not set: no listeners");
+        return;
+    }
+    copy = xstrdup(env);
+    for (tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        int fd = 4 + (int)smtpd.nlisten;
+
+        if (strcmp(tok, "smtp") != 0 && strcmp(tok, "submission") != 0
+            && strcmp(tok, "smtps") != 0)
+            fatalx("POSTERN_LISTENERS: unknown service \"%s\"", tok);
+        if (fcntl(fd, F_GETFD) == -1)
+            fatal("listener fd %d (%s)", fd, tok);
+        if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == -1)
+            fatal("listener fd %d: fcntl", fd);
+        (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+        smtpd.listen_fds = xrealloc(smtpd.listen_fds, (smtpd.nlisten + 1) * sizeof(int));
+        smtpd.listen_service = xrealloc(smtpd.listen_service,
+                                        (smtpd.nlisten + 1) * sizeof(char *));
+        smtpd.listen_fds[smtpd.nlisten] = fd;
+        /* submission and smtps behave like smtp until TLS and AUTH arrive */
+        smtpd.listen_service[smtpd.nlisten] = xstrdup(tok);
+        smtpd.nlisten++;
+    }
+    free(copy);
+}
+
+/* smtpd_facility - syslog facility by name. */
+static int
+smtpd_facility(const char *name)
+{
+    static const struct { const char *name; int fac; } tab[] = {
+        { "mail", LOG_MAIL }, { "daemon", LOG_DAEMON }, { "local0", LOG_LOCAL0 },
+        { "local1", LOG_LOCAL1 }, { "local2", LOG_LOCAL2 }, { "local3", LOG_LOCAL3 },
+        { "local4", LOG_LOCAL4 }, { "local5", LOG_LOCAL5 }, { "local6", LOG_LOCAL6 },
+        { "local7", LOG_LOCAL7 },
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
+        if (strcmp(tab[i].name, name) == 0)
+            return tab[i].fac;
+    return LOG_MAIL;
+}
+
+/* smtpd_configure - read the settings this daemon uses. */
+static void
+smtpd_configure(void)
+{
+    struct config  *cfg = smtpd.cfg;
+    enum log_level  lvl;
+    const char     *v;
+
+    if (log_level_parse(config_str(cfg, "log_level"), &lvl) == 0)
+        log_set_level(lvl);
+    log_set_facility(smtpd_facility(config_str(cfg, "syslog_facility")));
+    v = config_str(cfg, "myhostname");
+    if (*v == '\0') {
+        if (gethostname(smtpd.hostname, sizeof(smtpd.hostname) - 1) == -1)
+            snprintf(smtpd.hostname, sizeof(smtpd.hostname), "localhost");
+    } else {
+        snprintf(smtpd.hostname, sizeof(smtpd.hostname), "%s", v);
+    }
+    v = config_str(cfg, "smtpd_banner");
+    snprintf(smtpd.banner, sizeof(smtpd.banner), "%s %s", smtpd.hostname,
+             *v ? v : "ESMTP Postern");
+    smtpd.local_domains = config_list(cfg, "local_domains", &smtpd.nlocal_domains);
+    smtpd.size_limit = config_size(cfg, "message_size_limit");
+    smtpd.header_limit = config_size(cfg, "header_size_limit");
+    smtpd.rcpt_limit = config_int(cfg, "smtpd_recipient_limit");
+    smtpd.max_sessions = config_int(cfg, "smtpd_max_sessions");
+    smtpd.timeout_ms = config_time_ms(cfg, "smtpd_timeout");
+    smtpd.session_timeout_ms = config_time_ms(cfg, "smtpd_session_timeout");
+    smtpd.error_limit = config_int(cfg, "smtpd_error_limit");
+    smtpd.command_limit = config_int(cfg, "smtpd_command_limit");
+    smtpd.reject_bare = strcmp(config_str(cfg, "smtpd_bare_newline"), "reject") == 0;
+    if (smtpd.timeout_ms == 0)
+        smtpd.timeout_ms = 300000;
+    if (smtpd.session_timeout_ms == 0)
+        smtpd.session_timeout_ms = 3600000;
+}
+
+/* main - open everything, drop privileges, say HELLO, serve until told to stop. */
+int
+main(int argc, char **argv)
+{
+    const char *confdir = NULL, *slot = "0";
+    char        err[512];
+    int         ch, debug = 0;
+
+    while ((ch = getopt(argc, argv, "c:i:d")) != -1) {
+        switch (ch) {
+        case 'c':
+            confdir = optarg;
+            break;
+        case 'i':
+            slot = optarg;
+            break;
+        case 'd':
+            debug = 1;
+            break;
+        default:
+            smtpd_usage();
+        }
+    }
+    if (optind != argc)
+        smtpd_usage();
+    log_init("smtpd", debug);
+    smtpd.cfg = config_load(config_dir_from(confdir), err, sizeof(err));
+    if (smtpd.cfg == NULL)
+        fatalx("%s", err);
+    smtpd_configure();
+    signal(SIGPIPE, SIG_IGN);
+
+    /* Everything we will ever open, before the chroot. */
+    if (*config_path(smtpd.cfg, "mailbox_map") != '\0') {
+        smtpd.mailbox_map = map_open(config_path(smtpd.cfg, "mailbox_map"), err, sizeof(err));
+        if (smtpd.mailbox_map == NULL)
+            fatalx("mailbox_map: %s", err);
+    } else {
+        log_warnx("mailbox_map is empty: every local recipient is unknown");
+    }
+    if (fcntl(3, F_GETFD) == -1)
+        fatal("master channel fd 3");
+    smtpd_listeners();
+    tzset();                          /* load the time zone before the chroot */
+    {
+        time_t    now = time(NULL);
+        struct tm tm;
+        (void)localtime_r(&now, &tm);
+    }
+    smtpd.ev = ev_new();
+    if (priv_is_root()) {
+        const char *chroot_dir = config_path(smtpd.cfg, "smtpd_chroot");
+        char       *dflt = NULL;
+
+        if (*chroot_dir == '\0')
+            chroot_dir = dflt = xasprintf("%s/empty",
+                                          config_path(smtpd.cfg, "queue_directory"));
+        priv_drop(config_str(smtpd.cfg, "mail_owner"), chroot_dir);
+        free(dflt);
+    }
+
+    if (ev_signal(smtpd.ev, SIGTERM, smtpd_sigterm, NULL) == -1
+        || ev_signal(smtpd.ev, SIGINT, smtpd_sigterm, NULL) == -1)
+        fatal("signals");
+    (void)fcntl(3, F_SETFL, fcntl(3, F_GETFL) | O_NONBLOCK);
+    (void)fcntl(3, F_SETFD, FD_CLOEXEC);
+    smtpd.master = ipc_conn_new(smtpd.ev, 3, smtpd_master_frame, NULL);
+    {
+        struct ipc_master_hello h = { IPC_VERSION, IPC_PEER_SMTPD, (uint32_t)getpid() };
+        if (ipc_master_hello_send(smtpd.master, 0, &h, -1) == -1)
+            fatalx("master: cannot send hello");
+    }
+    for (size_t i = 0; i < smtpd.nlisten; i++)
+        if (ev_io_set(smtpd.ev, smtpd.listen_fds[i], EV_READ, smtpd_accept,
+                      (void *)smtpd.listen_service[i]) == -1)
+            fatalx("listener fd %d: cannot watch", smtpd.listen_fds[i]);
+    log_info("started slot=%s listeners=%zu max_sessions=%lld", slot, smtpd.nlisten,
+             smtpd.max_sessions);
+    if (ev_run(smtpd.ev) == -1)
+        fatalx("event loop failed");
+    smtpd_session_reap();
+    ev_timer_del(smtpd.ev, smtpd_stop_timer);
+    ipc_conn_free(&smtpd.qmgr);
+    ipc_conn_free(&smtpd.master);
+    map_close(&smtpd.mailbox_map);
+    log_info("stopped");
+    return 0;
+}

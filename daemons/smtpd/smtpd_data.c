@@ -1,0 +1,316 @@
+/* smtpd_data - the DATA phase: a spool file from qmgr, the message into it, the commit.
+ *
+ * The flow is the one in doc/internals.md: at DATA send MSG_OPEN; on MSG_OPENED (with a
+ * write descriptor) reply 354, write our Received: header, then the data as smtp_data
+ * scans it (dots unstuffed, CRLF line ends), in large writes. At the end of data: any
+ * limit broken -> the right 5xx and MSG_ABORT; else fdatasync(), MSG_COMMIT, close the
+ * descriptor and wait for MSG_QUEUED before saying 250. Every failure on our side is 451
+ * 4.3.0. A message that will be rejected is still read to its real end (so the client's
+ * next command is not taken from the middle of its message) but no longer stored. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ipc_msg.h"
+#include "log.h"
+#include "smtp_reply.h"
+#include "smtpd.h"
+
+/* smtpd_data_protocol - the with-protocol of Received: and of the envelope. */
+static const char *
+smtpd_data_protocol(const struct smtpd_session *s)
+{
+    if (!s->esmtp)
+        return "SMTP";
+    return s->smtputf8 ? "UTF8SMTP" : "ESMTP";
+}
+
+/* smtpd_data_received - our trace header, RFC 5321 4.4 / RFC 5322 3.6.7. */
+static void
+smtpd_data_received(struct smtpd_session *s)
+{
+    char      date[64];
+    time_t    now = time(NULL);
+    struct tm tm;
+    int       v6 = strchr(s->addr, ':') != NULL;
+
+    localtime_r(&now, &tm);
+    if (strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
+        date[0] = '\0';
+    buf_printf(&s->body, "Received: from %s ([%s%s])\r\n\tby %s (Postern) with %s id %s",
+               s->helo ? s->helo : "unknown", v6 ? "IPv6:" : "", s->addr, smtpd.hostname,
+               smtpd_data_protocol(s), s->qid);
+    if (s->nrcpt == 1)
+        buf_printf(&s->body, "\r\n\tfor <%s>; %s\r\n", s->rcpts[0].addr, date);
+    else
+        buf_printf(&s->body, ";\r\n\t%s\r\n", date);
+}
+
+/* smtpd_data_begin - DATA accepted: ask qmgr for a spool file. */
+void
+smtpd_data_begin(struct smtpd_session *s)
+{
+    struct ipc_msg_open m = { .client_addr = s->addr };
+
+    if (ipc_msg_open_send(smtpd.qmgr, s->id, &m, -1) == -1) {
+        smtpd_session_reply(s, 451, "4.3.0", "Error: queue manager unavailable, try again later");
+        smtpd_cmd_txn_reset(s);
+        return;
+    }
+    s->state = SMTPD_ST_WAIT_OPEN;
+}
+
+/* smtpd_data_fail - our side failed: 451, transaction over. */
+static void
+smtpd_data_fail(struct smtpd_session *s, const char *text)
+{
+    smtpd_session_reply(s, 451, "4.3.0", "Error: %s", text);
+    smtpd_cmd_txn_reset(s);
+}
+
+/* smtpd_data_opened - qmgr's answer to MSG_OPEN. */
+void
+smtpd_data_opened(struct smtpd_session *s, uint32_t status, const char *qid, int fd)
+{
+    if (status != 0 || fd < 0 || !qid_valid(qid)) {
+        log_warnx("queue file open failed: status=%u qid=%s client=[%s]", status, qid,
+                  s->addr);
+        if (fd >= 0)
+            close(fd);
+        if (status == 0 && *qid != '\0' && smtpd.qmgr != NULL) {
+            struct ipc_msg_abort a = { .qid = qid };
+            (void)ipc_msg_abort_send(smtpd.qmgr, s->id, &a, -1);
+        }
+        smtpd_data_fail(s, "queue file write error");
+        return;
+    }
+    snprintf(s->qid, sizeof(s->qid), "%s", qid);
+    s->body_fd = fd;
+    buf_reset(&s->body);
+    s->body_written = 0;
+    s->body_error = 0;
+    s->body_discard = 0;
+    smtp_data_init(&s->scan, smtpd.size_limit, smtpd.header_limit);
+    log_info("%s: client=[%s]", s->qid, s->addr);
+    smtpd_data_received(s);
+    smtpd_session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+    s->state = SMTPD_ST_DATA;
+}
+
+/* smtpd_data_write - write the scanned bytes to the spool file. */
+static void
+smtpd_data_write(struct smtpd_session *s)
+{
+    size_t off = 0;
+
+    while (off < s->body.len && s->body_error == 0) {
+        ssize_t n = write(s->body_fd, s->body.data + off, s->body.len - off);
+
+        if (n == -1) {
+            if (errno == EINTR)
+                continue;
+            s->body_error = errno;
+            log_warn("%s: spool file write", s->qid);
+            break;
+        }
+        off += (size_t)n;
+        s->body_written += (uint64_t)n;
+    }
+    if (s->body_error)
+        s->body_discard = 1;
+    buf_reset(&s->body);
+}
+
+/* smtpd_data_close_fd - done with the spool file descriptor. */
+static void
+smtpd_data_close_fd(struct smtpd_session *s)
+{
+    if (s->body_fd >= 0)
+        close(s->body_fd);
+    s->body_fd = -1;
+    buf_reset(&s->body);
+}
+
+/* smtpd_data_abort - drop the message: give the file back to qmgr. */
+void
+smtpd_data_abort(struct smtpd_session *s)
+{
+    smtpd_data_close_fd(s);
+    if (s->state == SMTPD_ST_DATA && s->qid[0] != '\0' && smtpd.qmgr != NULL) {
+        struct ipc_msg_abort a = { .qid = s->qid };
+        (void)ipc_msg_abort_send(smtpd.qmgr, s->id, &a, -1);
+        log_info("%s: aborted client=[%s]", s->qid, s->addr);
+    }
+    s->qid[0] = '\0';
+}
+
+/* smtpd_data_reject - a limit was broken: say why, drop the message. */
+static void
+smtpd_data_reject(struct smtpd_session *s, int code, const char *enh, const char *text)
+{
+    log_info("%s: reject: %d %s %s; from=<%s> client=[%s]", s->qid, code, enh, text,
+             s->sender ? s->sender : "", s->addr);
+    smtpd_data_abort(s);
+    smtpd_session_reply(s, code, enh, "%s", text);
+    smtpd_cmd_txn_reset(s);
+    (void)smtpd_session_error(s);
+}
+
+/* smtpd_data_commit - everything is on disk: send MSG_COMMIT. */
+static void
+smtpd_data_commit(struct smtpd_session *s)
+{
+    struct ipc_msg_commit m;
+    const char **rcpts, **orcpts;
+    uint32_t    *notify;
+    size_t       i;
+    int          rc;
+
+    memset(&m, 0, sizeof(m));
+    rcpts = xcalloc(s->nrcpt, sizeof(*rcpts));
+    orcpts = xcalloc(s->nrcpt, sizeof(*orcpts));
+    notify = xcalloc(s->nrcpt, sizeof(*notify));
+    for (i = 0; i < s->nrcpt; i++) {
+        rcpts[i] = s->rcpts[i].addr;
+        orcpts[i] = s->rcpts[i].orcpt;
+        notify[i] = s->rcpts[i].notify;
+    }
+    m.qid = s->qid;
+    m.size = s->body_written;
+    m.flags = (s->smtputf8 ? IPC_F_SMTPUTF8 : 0)
+            | (s->mail.body == SMTP_BODY_8BITMIME ? IPC_F_8BITMIME : 0);
+    m.sender = s->sender ? s->sender : "";
+    m.client_addr = s->addr;
+    m.client_name = "unknown";
+    m.helo = s->helo ? s->helo : "";
+    m.protocol = smtpd_data_protocol(s);
+    m.auth_user = "";
+    m.envid = s->mail.envid;
+    m.ret = (uint32_t)s->mail.ret;
+    m.rcpts = rcpts;
+    m.rcpts_n = (uint32_t)s->nrcpt;
+    m.orcpts = orcpts;
+    m.orcpts_n = (uint32_t)s->nrcpt;
+    m.notify = notify;
+    m.notify_n = (uint32_t)s->nrcpt;
+    rc = smtpd.qmgr != NULL ? ipc_msg_commit_send(smtpd.qmgr, s->id, &m, -1) : -1;
+    free(rcpts);
+    free(orcpts);
+    free(notify);
+    if (rc == -1) {
+        log_warnx("%s: cannot send the commit to qmgr", s->qid);
+        smtpd_data_close_fd(s);
+        s->qid[0] = '\0';
+        smtpd_data_fail(s, "queue file write error");
+        return;
+    }
+    smtpd_data_close_fd(s);
+    s->state = SMTPD_ST_WAIT_QUEUED;
+}
+
+/* smtpd_data_end - the client sent <CR><LF>.<CR><LF>. */
+static void
+smtpd_data_end(struct smtpd_session *s)
+{
+    unsigned f = s->scan.flags;
+
+    if (f & SMTP_DATA_TOO_BIG) {
+        smtpd_data_reject(s, 552, "5.3.4", "Error: message size exceeds fixed limit");
+        return;
+    }
+    if (f & SMTP_DATA_HDR_TOO_BIG) {
+        smtpd_data_reject(s, 552, "5.3.4", "Error: message header size exceeds limit");
+        return;
+    }
+    if (f & SMTP_DATA_LONG_LINE) {
+        smtpd_data_reject(s, 554, "5.6.0", "Error: message has a line over 998 octets");
+        return;
+    }
+    if (smtpd.reject_bare && (f & (SMTP_DATA_BARE_LF | SMTP_DATA_BARE_CR))) {
+        smtpd_data_reject(s, 554, "5.6.0", "Error: bare <CR> or <LF> in message data");
+        return;
+    }
+    if (s->qid[0] == '\0' || smtpd.qmgr == NULL) {
+        /* qmgr went away during the data */
+        smtpd_data_close_fd(s);
+        smtpd_data_fail(s, "queue manager unavailable, try again later");
+        return;
+    }
+    smtpd_data_write(s);
+    if (s->body_error == 0 && fdatasync(s->body_fd) == -1) {
+        s->body_error = errno;
+        log_warn("%s: spool file fdatasync", s->qid);
+    }
+    if (s->body_error != 0) {
+        smtpd_data_abort(s);
+        smtpd_data_fail(s, "queue file write error");
+        return;
+    }
+    smtpd_data_commit(s);
+}
+
+/* smtpd_data_input - feed buffered client bytes to the scanner. */
+void
+smtpd_data_input(struct smtpd_session *s)
+{
+    enum smtp_data_status st;
+    size_t used;
+
+    st = smtp_data_feed(&s->scan, s->in.data, s->in.len, s->body_discard ? NULL : &s->body,
+                        &used);
+    buf_consume(&s->in, used);
+    if (!s->body_discard
+        && ((s->scan.flags & (SMTP_DATA_TOO_BIG | SMTP_DATA_HDR_TOO_BIG | SMTP_DATA_LONG_LINE))
+            || (smtpd.reject_bare && (s->scan.flags & (SMTP_DATA_BARE_LF | SMTP_DATA_BARE_CR)))
+            || s->qid[0] == '\0')) {
+        s->body_discard = 1;          /* it will be rejected: stop storing */
+        buf_reset(&s->body);
+    }
+    if (!s->body_discard && s->body.len >= SMTPD_BODY_CHUNK)
+        smtpd_data_write(s);
+    if (st == SMTP_DATA_END)
+        smtpd_data_end(s);
+}
+
+/* smtpd_data_queued - qmgr's answer to MSG_COMMIT. */
+void
+smtpd_data_queued(struct smtpd_session *s, uint32_t status, const char *qid, const char *text)
+{
+    if (status == 0) {
+        log_info("%s: from=<%s>, size=%llu, nrcpt=%zu, client=[%s], status=queued", qid,
+                 s->sender ? s->sender : "", (unsigned long long)s->body_written, s->nrcpt,
+                 s->addr);
+        smtpd_session_reply(s, 250, "2.0.0", "Ok: queued as %s", qid);
+        smtpd_cmd_txn_reset(s);
+        return;
+    }
+    log_warnx("%s: commit failed: status=%u text=\"%s\"", qid, status, text);
+    smtpd_data_fail(s, "queue file write error");
+}
+
+/* smtpd_data_qmgr_lost - qmgr is gone: whatever waited on it gets 451. */
+void
+smtpd_data_qmgr_lost(struct smtpd_session *s)
+{
+    switch (s->state) {
+    case SMTPD_ST_WAIT_OPEN:
+    case SMTPD_ST_WAIT_QUEUED:
+        if (s->qid[0] != '\0')
+            log_warnx("%s: qmgr lost before the commit was confirmed", s->qid);
+        s->qid[0] = '\0';
+        smtpd_data_fail(s, "queue manager unavailable, try again later");
+        smtpd_session_resume(s);
+        break;
+    case SMTPD_ST_DATA:
+        /* read on to the end of data, then 451 (see smtpd_data_end) */
+        s->qid[0] = '\0';
+        s->body_discard = 1;
+        buf_reset(&s->body);
+        break;
+    default:
+        break;
+    }
+}
