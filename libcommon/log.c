@@ -50,6 +50,28 @@ log_level_parse(const char *name, enum log_level *out)
     return -1;
 }
 
+int
+log_facility_parse(const char *name, int *out)
+{
+    static const struct {
+        const char *name;
+        int         facility;
+    } t[] = {
+        { "mail", LOG_MAIL },     { "daemon", LOG_DAEMON }, { "local0", LOG_LOCAL0 },
+        { "local1", LOG_LOCAL1 }, { "local2", LOG_LOCAL2 }, { "local3", LOG_LOCAL3 },
+        { "local4", LOG_LOCAL4 }, { "local5", LOG_LOCAL5 }, { "local6", LOG_LOCAL6 },
+        { "local7", LOG_LOCAL7 },
+    };
+
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        if (strcmp(name, t[i].name) == 0) {
+            *out = t[i].facility;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 void
 log_set_facility(int facility)
 {

@@ -17,6 +17,7 @@ void log_init(const char *progname, int to_stderr);
 void log_set_level(enum log_level);
 int  log_level_parse(const char *name, enum log_level *out);   /* -1: unknown name */
 void log_set_facility(int facility);                           /* syslog facility, e.g. LOG_MAIL */
+int  log_facility_parse(const char *name, int *out);           /* "mail", "local0".. -1: unknown */
 int  log_to_stderr(void);
 
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

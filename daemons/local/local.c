@@ -29,6 +29,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "daemon.h"
 #include "ev.h"
 #include "ipc.h"
 #include "ipc_msg.h"
@@ -39,7 +40,6 @@
 #include "map.h"
 #include "priv.h"
 
-#define LOCAL_MASTER_FD     3
 #define LOCAL_DRAIN_MS      5000     /* at most this long to flush answers when stopping */
 #define LOCAL_MAILBOX_MAX   (PATH_MAX + 1)
 
@@ -327,18 +327,6 @@ local_qmgr_frame(struct ipc_conn *conn, const struct ipc_frame *f, void *arg)
     }
 }
 
-/* local_set_nonblock - the ipc layer wants non-blocking sockets. */
-static void
-local_set_nonblock(int fd)
-{
-    int fl = fcntl(fd, F_GETFL);
-
-    if (fl == -1 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1)
-        fatal("fcntl O_NONBLOCK on fd %d", fd);
-    if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
-        fatal("fcntl FD_CLOEXEC on fd %d", fd);
-}
-
 /* local_master_frame - a frame from master, or NULL when master is gone. */
 static void
 local_master_frame(struct ipc_conn *conn, const struct ipc_frame *f, void *arg)
@@ -369,7 +357,7 @@ local_master_frame(struct ipc_conn *conn, const struct ipc_frame *f, void *arg)
         log_info("replacing the qmgr connection");
         ipc_conn_free(&local.qmgr);
     }
-    local_set_nonblock(f->fd);
+    daemon_fd_prepare(f->fd);
     local.qmgr = ipc_conn_new(local.ev, f->fd, local_qmgr_frame, NULL);
     log_debug("connected to qmgr id=%u", p.id);
 }
@@ -385,49 +373,6 @@ local_signal(int sig, void *arg)
         return;
     }
     local_stop(sig == SIGTERM ? "SIGTERM" : "SIGINT");
-}
-
-/* local_facility - the syslog facility named in the config. */
-static int
-local_facility(const char *name)
-{
-    static const struct {
-        const char *name;
-        int         facility;
-    } t[] = {
-        { "mail", LOG_MAIL }, { "daemon", LOG_DAEMON }, { "local0", LOG_LOCAL0 },
-        { "local1", LOG_LOCAL1 }, { "local2", LOG_LOCAL2 }, { "local3", LOG_LOCAL3 },
-        { "local4", LOG_LOCAL4 }, { "local5", LOG_LOCAL5 }, { "local6", LOG_LOCAL6 },
-        { "local7", LOG_LOCAL7 },
-    };
-
-    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
-        if (strcmp(name, t[i].name) == 0)
-            return t[i].facility;
-    return LOG_MAIL;
-}
-
-/* local_host - myhostname, else the system's host name. */
-static char *
-local_host(void)
-{
-    const char *conf = config_str(local.cfg, "myhostname");
-    char        name[256];
-
-    if (*conf)
-        return xstrdup(conf);
-    if (gethostname(name, sizeof(name)) == -1)
-        fatal("gethostname");
-    name[sizeof(name) - 1] = '\0';
-    return xstrdup(name);
-}
-
-/* local_usage - print how to start the program and exit. */
-static void __attribute__((noreturn))
-local_usage(void)
-{
-    fprintf(stderr, "usage: local -c DIR -i SLOT [-d]\n");
-    exit(2);
 }
 
 /* local_init_user - when root, look up mailbox_owner and keep only its group. */
@@ -456,43 +401,16 @@ local_init_user(void)
 int
 main(int argc, char **argv)
 {
-    struct ipc_master_hello hello;
-    enum log_level          level;
-    const char             *confarg = NULL;
-    char                    err[1024];
-    int                     ch, debug = 0;
+    struct daemon_args args;
 
-    while ((ch = getopt(argc, argv, "c:i:d")) != -1) {
-        switch (ch) {
-        case 'c':
-            confarg = optarg;
-            break;
-        case 'i':
-            local.slot = atoi(optarg);
-            break;
-        case 'd':
-            debug = 1;
-            break;
-        default:
-            local_usage();
-        }
-    }
-    if (optind != argc)
-        local_usage();
-    log_init("local", debug);
-    if ((local.cfg = config_load(config_dir_from(confarg), err, sizeof(err))) == NULL)
-        fatalx("%s", err);
-    if (log_level_parse(config_str(local.cfg, "log_level"), &level) == 0)
-        log_set_level(level);
-    if (!debug)
-        log_set_facility(local_facility(config_str(local.cfg, "syslog_facility")));
-    if (fcntl(LOCAL_MASTER_FD, F_GETFD) == -1)
-        fatalx("fd %d is not open: local is started by master", LOCAL_MASTER_FD);
+    daemon_start(&args, "local", argc, argv);
+    local.cfg = args.cfg;
+    local.slot = args.slot;
 
     umask(077);
     signal(SIGPIPE, SIG_IGN);
     local_init_user();
-    local.host = local_host();
+    local.host = xstrdup(daemon_hostname(local.cfg));
     local.map_source = config_path(local.cfg, "mailbox_map");
     local.map_db = xasprintf("%s.db", local.map_source);
     local_map_open();
@@ -503,14 +421,7 @@ main(int argc, char **argv)
         || ev_signal(local.ev, SIGINT, local_signal, NULL) == -1
         || ev_signal(local.ev, SIGHUP, local_signal, NULL) == -1)
         fatalx("cannot watch signals");
-    local_set_nonblock(LOCAL_MASTER_FD);
-    local.master = ipc_conn_new(local.ev, LOCAL_MASTER_FD, local_master_frame, NULL);
-    memset(&hello, 0, sizeof(hello));
-    hello.version = IPC_VERSION;
-    hello.kind = IPC_PEER_LOCAL;
-    hello.pid = (uint32_t)getpid();
-    if (ipc_master_hello_send(local.master, 0, &hello, -1) == -1)
-        fatalx("cannot send hello to master");
+    local.master = daemon_master_open(local.ev, IPC_PEER_LOCAL, local_master_frame, NULL);
     log_info("started slot=%d user=%s mailbox_map=%s", local.slot,
              local.switch_user ? config_str(local.cfg, "mailbox_owner") : "(self)",
              *local.map_source ? local.map_source : "(none)");
