@@ -18,6 +18,8 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN) -Ilibcommon -Ilibsmtp -Ilibtls -MMD -MP
 LDFLAGS += -pie -Wl,-z,relro,-z,now
 LDLIBS  := -ldb-5.3 -lssl -lcrypto -lpcre2-8 -lcrypt -lpthread
+# Per-program extra libraries: LDLIBS_<program>.
+LDLIBS_smtp := -lunbound
 
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -U_FORTIFY_SOURCE
@@ -36,7 +38,7 @@ LIBS       := $(TLS_LIB) $(SMTP_LIB) $(COMMON_LIB)
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
 
 # Programs: one folder each.
-DAEMONS  := master smtpd qmgr local
+DAEMONS  := master smtpd qmgr local smtp
 PROGRAMS := $(addprefix $(B)/bin/,$(DAEMONS) postern)
 LINKS    := $(addprefix $(B)/bin/,sendmail mailq newaliases)
 
@@ -61,7 +63,7 @@ $(B)/lib/%.a:
 define program
 $(B)/bin/$(1): $(call obj,$(wildcard $(2)/*.c)) $(LIBS)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(LDFLAGS) -o $$@ $$(call obj,$$(wildcard $(2)/*.c)) $$(LIBS) $$(LDLIBS)
+	$$(CC) $$(LDFLAGS) -o $$@ $$(call obj,$$(wildcard $(2)/*.c)) $$(LIBS) $$(LDLIBS_$(1)) $$(LDLIBS)
 endef
 $(foreach d,$(DAEMONS),$(eval $(call program,$(d),daemons/$(d))))
 $(eval $(call program,postern,cli))

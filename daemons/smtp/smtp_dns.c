@@ -1,0 +1,257 @@
+/* smtp_dns - next hops, MX ordering and DNS record data, without I/O (see smtp_dns.h).
+ *
+ * Everything here takes its input as bytes and bounds every copy: record data comes from
+ * the network (through the resolver) and is checked label by label. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/un.h>
+
+#include "smtp_dns.h"
+
+/* smtp_dns_port - a decimal port 1..65535 at s; -1 if not. */
+static int
+smtp_dns_port(const char *s)
+{
+    char *end;
+    long  v;
+
+    if (!isdigit((unsigned char)*s))
+        return -1;
+    v = strtol(s, &end, 10);
+    if (*end != '\0' || v < 1 || v > 65535)
+        return -1;
+    return (int)v;
+}
+
+int
+smtp_dns_nexthop_parse(const char *s, int lmtp, struct smtp_nexthop *nh)
+{
+    const char *colon, *end;
+    size_t      len;
+    int         port;
+
+    memset(nh, 0, sizeof(*nh));
+    nh->port = lmtp ? 24 : 25;
+    if (strncmp(s, "unix:", 5) == 0) {
+        if (s[5] != '/' || strlen(s + 5) >= sizeof(nh->path))
+            return -1;
+        nh->kind = SMTP_NH_UNIX;
+        snprintf(nh->path, sizeof(nh->path), "%s", s + 5);
+        snprintf(nh->host, sizeof(nh->host), "localhost");
+        return 0;
+    }
+    if (*s == '[') {
+        if ((end = strchr(s, ']')) == NULL)
+            return -1;
+        len = (size_t)(end - s - 1);
+        colon = end + 1;
+        if (*colon != '\0' && *colon != ':')
+            return -1;
+        nh->kind = SMTP_NH_HOST;
+        s++;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL)
+            colon = s + strlen(s);
+        len = (size_t)(colon - s);
+        nh->kind = SMTP_NH_MX;
+    }
+    if (len == 0 || len >= sizeof(nh->host))
+        return -1;
+    memcpy(nh->host, s, len);
+    nh->host[len] = '\0';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)nh->host[i];
+
+        if (ch <= ' ' || ch >= 0x7f || ch == '[' || ch == ']' || ch == '/')
+            return -1;
+    }
+    if (*colon == ':') {
+        if ((port = smtp_dns_port(colon + 1)) == -1)
+            return -1;
+        nh->port = (unsigned)port;
+    }
+    return 0;
+}
+
+int
+smtp_dns_name(const unsigned char *p, size_t len, char *out, size_t outlen)
+{
+    size_t i = 0, o = 0;
+
+    if (outlen == 0)
+        return -1;
+    for (;;) {
+        size_t lab;
+
+        if (i >= len)
+            return -1;
+        lab = p[i++];
+        if (lab == 0)
+            break;
+        if (lab > 63 || i + lab > len)
+            return -1;       /* compression pointers or truncation: not expected here */
+        if (o > 0) {
+            if (o + 1 >= outlen)
+                return -1;
+            out[o++] = '.';
+        }
+        for (size_t k = 0; k < lab; k++) {
+            unsigned char ch = p[i + k];
+
+            if (ch <= ' ' || ch >= 0x7f || o + 1 >= outlen)
+                return -1;
+            out[o++] = (char)tolower(ch);
+        }
+        i += lab;
+    }
+    out[o] = '\0';
+    return (int)i;
+}
+
+int
+smtp_dns_mx_parse(const unsigned char *rdata, size_t len, struct smtp_mx *mx)
+{
+    int used;
+
+    if (len < 3)
+        return -1;
+    mx->pref = (unsigned)rdata[0] << 8 | rdata[1];
+    used = smtp_dns_name(rdata + 2, len - 2, mx->host, sizeof(mx->host));
+    if (used < 0 || (size_t)used + 2 != len)
+        return -1;
+    return 0;
+}
+
+/* smtp_dns_mx_cmp - by preference only (qsort is not stable: shuffling follows). */
+static int
+smtp_dns_mx_cmp(const void *a, const void *b)
+{
+    const struct smtp_mx *x = a, *y = b;
+
+    return x->pref < y->pref ? -1 : x->pref > y->pref;
+}
+
+size_t
+smtp_dns_mx_order(struct smtp_mx *mx, size_t n, uint32_t (*rnd)(void *), void *arg)
+{
+    size_t out = 0;
+
+    qsort(mx, n, sizeof(*mx), smtp_dns_mx_cmp);
+    /* Fisher-Yates within each run of equal preference. */
+    for (size_t start = 0; start < n;) {
+        size_t end = start + 1;
+
+        while (end < n && mx[end].pref == mx[start].pref)
+            end++;
+        for (size_t i = end - 1; i > start; i--) {
+            size_t        j = start + rnd(arg) % (i - start + 1);
+            struct smtp_mx t = mx[i];
+
+            mx[i] = mx[j];
+            mx[j] = t;
+        }
+        start = end;
+    }
+    /* A host listed twice is tried once, at its best preference. */
+    for (size_t i = 0; i < n; i++) {
+        size_t k;
+
+        for (k = 0; k < out; k++)
+            if (strcmp(mx[k].host, mx[i].host) == 0)
+                break;
+        if (k == out)
+            mx[out++] = mx[i];
+    }
+    return out;
+}
+
+int
+smtp_dns_mx_null(const struct smtp_mx *mx, size_t n)
+{
+    return n == 1 && mx[0].host[0] == '\0';
+}
+
+size_t
+smtp_dns_mx_clean(struct smtp_mx *mx, size_t n)
+{
+    size_t out = 0;
+
+    for (size_t i = 0; i < n; i++)
+        if (mx[i].host[0] != '\0')
+            mx[out++] = mx[i];
+    return out;
+}
+
+int
+smtp_dns_literal(const char *host, unsigned port, struct smtp_addr *a)
+{
+    struct sockaddr_in  *s4 = (struct sockaddr_in *)&a->sa;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&a->sa;
+    const char          *h = host;
+
+    memset(a, 0, sizeof(*a));
+    if (strncasecmp(h, "ipv6:", 5) == 0)
+        h += 5;
+    if (h == host && inet_pton(AF_INET, h, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        a->salen = sizeof(*s4);
+    } else if (inet_pton(AF_INET6, h, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        a->salen = sizeof(*s6);
+    } else {
+        return -1;
+    }
+    snprintf(a->host, sizeof(a->host), "%s", h);
+    snprintf(a->ip, sizeof(a->ip), "%s", h);
+    a->port = port;
+    return 0;
+}
+
+int
+smtp_dns_addr(int rrtype, const unsigned char *rdata, size_t len, const char *host,
+              unsigned port, struct smtp_addr *a)
+{
+    memset(a, 0, sizeof(*a));
+    if (rrtype == SMTP_DNS_T_A && len == 4) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&a->sa;
+
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        memcpy(&s4->sin_addr, rdata, 4);
+        a->salen = sizeof(*s4);
+        inet_ntop(AF_INET, &s4->sin_addr, a->ip, sizeof(a->ip));
+    } else if (rrtype == SMTP_DNS_T_AAAA && len == 16) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&a->sa;
+
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        memcpy(&s6->sin6_addr, rdata, 16);
+        a->salen = sizeof(*s6);
+        inet_ntop(AF_INET6, &s6->sin6_addr, a->ip, sizeof(a->ip));
+    } else {
+        return -1;
+    }
+    snprintf(a->host, sizeof(a->host), "%s", host);
+    a->port = port;
+    return 0;
+}
+
+enum smtp_dns_status
+smtp_dns_classify(int err, int rcode, int nxdomain, int havedata)
+{
+    if (err != 0)
+        return SMTP_DNS_TEMP;
+    if (nxdomain || rcode == 3)
+        return SMTP_DNS_NXDOMAIN;
+    if (rcode != 0)
+        return SMTP_DNS_TEMP;
+    return havedata ? SMTP_DNS_OK : SMTP_DNS_NODATA;
+}

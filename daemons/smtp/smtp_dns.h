@@ -1,0 +1,87 @@
+/* smtp_dns - routing facts without I/O: next-hop syntax, MX records, ordering, addresses.
+ *
+ * Pure functions over strings and DNS record data (as libunbound hands it over: rdata in
+ * wire format, names uncompressed), so the rules are unit-tested without a resolver
+ * (tests/unit/smtp_dns_test.c): MX by preference with equal preferences shuffled, the null
+ * MX of RFC 7505, how a lookup outcome becomes a delivery status. smtp_resolve.c does the
+ * asking; smtp_session.c uses the answers. */
+#ifndef POSTERN_SMTP_DNS_H
+#define POSTERN_SMTP_DNS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define SMTP_DNS_NAME_MAX  256
+#define SMTP_DNS_MX_MAX    16          /* MX hosts tried per delivery at most */
+
+#define SMTP_DNS_T_A       1
+#define SMTP_DNS_T_MX      15
+#define SMTP_DNS_T_AAAA    28
+
+/* How a lookup ended. */
+enum smtp_dns_status {
+    SMTP_DNS_OK = 0,                   /* records of the type asked for */
+    SMTP_DNS_NODATA,                   /* the name exists, no such records */
+    SMTP_DNS_NXDOMAIN,                 /* the name does not exist */
+    SMTP_DNS_TEMP,                     /* SERVFAIL, timeout, resolver error: try later */
+};
+
+/* Kinds of next hop. */
+enum smtp_nexthop_kind {
+    SMTP_NH_MX = 0,                    /* "domain" or "domain:port": MX lookup */
+    SMTP_NH_HOST,                      /* "[host]:port": A/AAAA (or a literal), no MX */
+    SMTP_NH_UNIX,                      /* "unix:/path": LMTP over a UNIX socket */
+};
+
+struct smtp_nexthop {
+    enum smtp_nexthop_kind kind;
+    char                   host[SMTP_DNS_NAME_MAX];   /* domain, host or IP literal */
+    unsigned               port;
+    char                   path[108];                 /* SMTP_NH_UNIX */
+};
+
+struct smtp_mx {
+    char     host[SMTP_DNS_NAME_MAX];
+    unsigned pref;
+};
+
+/* One address to connect to. */
+struct smtp_addr {
+    char                    host[SMTP_DNS_NAME_MAX];  /* name for logs, SNI and verify */
+    char                    ip[128];                  /* printable address or the path */
+    unsigned                port;
+    struct sockaddr_storage sa;
+    socklen_t               salen;
+};
+
+/* smtp_dns_nexthop_parse - "[host]:port", "[1.2.3.4]:port", "[ipv6:::1]:port", "host",
+ * "host:port", "unix:/path"; the default port is 25 (24 for LMTP). -1 if malformed. */
+int  smtp_dns_nexthop_parse(const char *s, int lmtp, struct smtp_nexthop *);
+
+/* smtp_dns_name - a wire-format name at p[0, len) as dotted text without the final dot
+ * ("" for the root), lower-cased. Returns the octets used, -1 if malformed. */
+int  smtp_dns_name(const unsigned char *p, size_t len, char *out, size_t outlen);
+/* smtp_dns_mx_parse - one MX rdata. -1 if malformed. */
+int  smtp_dns_mx_parse(const unsigned char *rdata, size_t len, struct smtp_mx *);
+
+/* smtp_dns_mx_order - sort by preference; hosts of equal preference in random order
+ * (rnd(arg) gives random numbers), duplicates dropped. Returns the new count. */
+size_t smtp_dns_mx_order(struct smtp_mx *, size_t n, uint32_t (*rnd)(void *), void *arg);
+/* smtp_dns_mx_null - 1 if the set is a null MX (RFC 7505: one record, "."). Otherwise
+ * null entries mixed with real ones are dropped by smtp_dns_mx_clean(). */
+int    smtp_dns_mx_null(const struct smtp_mx *, size_t n);
+size_t smtp_dns_mx_clean(struct smtp_mx *, size_t n);
+
+/* smtp_dns_literal - host as an IPv4 or IPv6 literal ("1.2.3.4", "ipv6:::1", "::1"). 0 if it
+ * is one (a filled in), -1 if not. */
+int  smtp_dns_literal(const char *host, unsigned port, struct smtp_addr *a);
+/* smtp_dns_addr - an A (4 octets) or AAAA (16 octets) rdata as an address. -1: malformed. */
+int  smtp_dns_addr(int rrtype, const unsigned char *rdata, size_t len, const char *host,
+                   unsigned port, struct smtp_addr *a);
+
+/* smtp_dns_classify - a libunbound outcome (err from the call, rcode, nxdomain and
+ * havedata from the result) as a status. */
+enum smtp_dns_status smtp_dns_classify(int err, int rcode, int nxdomain, int havedata);
+
+#endif
