@@ -23,6 +23,7 @@ static const struct {
     { "status", postern_cmd_status },
     { "check",  postern_cmd_check },
     { "map",    postern_cmd_map },
+    { "passwd", postern_cmd_passwd },
 };
 
 void
@@ -40,10 +41,15 @@ postern_usage(FILE *f)
         "  stop                stop master and every daemon (waits up to 20 s)\n"
         "  reload              re-read the configuration and restart the daemons gracefully\n"
         "  status              master and its daemons; exit 0 if running, 3 if not\n"
-        "  check [-v]          validate the configuration and its maps; -v prints every\n"
-        "                      setting with its effective value\n"
+        "  check [-v]          validate the configuration, its maps, the TLS certificates and\n"
+        "                      keys (readable, matching) and the auth map's hashes; -v\n"
+        "                      prints every setting with its effective value\n"
         "  map build FILE      compile the text map FILE into FILE.db\n"
         "  map query FILE KEY  print KEY's value in FILE.db (exit 1 if not found)\n"
+        "  passwd [-m MAPFILE] USER\n"
+        "                      set USER's submission (SMTP AUTH) password in the auth map\n"
+        "                      (smtpd_auth_map, or MAPFILE) and rebuild its .db; reads it\n"
+        "                      twice from the terminal, or one line from stdin if piped\n"
         "  help                this text\n");
 }
 

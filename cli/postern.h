@@ -1,9 +1,10 @@
 /* postern - the administrator's command-line tool: shared declarations.
  *
  * postern.c parses the global options and dispatches; postern_ctl.c starts, stops, reloads
- * and reports on master; postern_check.c validates the configuration and builds and queries
- * maps; postern_proc.c reads the pid file and /proc. Every command returns the process's
- * exit status. */
+ * and reports on master; postern_check.c validates the configuration (TLS certificates and
+ * the auth map included) and builds and queries maps; postern_passwd.c sets submission
+ * passwords in the auth map; postern_proc.c reads the pid file and /proc. Every command
+ * returns the process's exit status. */
 #ifndef POSTERN_CLI_H
 #define POSTERN_CLI_H
 
@@ -38,6 +39,9 @@ int         postern_cmd_status(struct postern_ctx *, int argc, char **argv);
 /* postern_check.c */
 int         postern_cmd_check(struct postern_ctx *, int argc, char **argv);
 int         postern_cmd_map(struct postern_ctx *, int argc, char **argv);
+
+/* postern_passwd.c */
+int         postern_cmd_passwd(struct postern_ctx *, int argc, char **argv);
 
 /* postern_proc.c */
 

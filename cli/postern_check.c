@@ -4,10 +4,17 @@
  * "file:line: message", exit 1), has `master -n` check the listener addresses (master owns
  * that parser), then opens every map it names: a map whose .db is missing or unreadable is
  * an error, one whose text is newer than its .db gets a warning that it needs `postern map
- * build`. -v prints every setting with its effective value. The map commands wrap
+ * build`. It loads the TLS certificates and keys exactly as smtpd will, with
+ * tls_server_ctx_new() (files readable, chains parse, each key matches its certificate,
+ * the cipher list and CA file are valid), and refuses a private key that others (or
+ * mail_owner) could read; an SMTPS listener without a certificate is an error. Every entry
+ * of the auth map must be a hash pwhash_acceptable() takes (yescrypt or SHA-512 crypt), so a
+ * plaintext or DES line is caught here and not at the first login. -v prints every setting
+ * with its effective value. The map commands wrap
  * map_build() and map_lookup(); query exits 0 if found, 1 if not, 2 on error, like
  * postmap -q. */
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +27,16 @@
 #include "log.h"
 #include "map.h"
 #include "postern.h"
+#include "pwhash.h"
+#include "tls.h"
+
+#define POSTERN_CHECK_MAX_CERTS 32      /* the default certificate and the SNI ones */
 
 /* The settings that name a map. */
-static const char *const postern_map_keys[] = { "mailbox_map" };
+static const char *const postern_map_keys[] = {
+    "mailbox_map", "smtpd_auth_map", "transport_map", "virtual_alias_map", "alias_map",
+    "smtp_tls_policy_map",
+};
 
 /* postern_check_map - open the map that key names; -1 (printed) if it is unusable. */
 static int
@@ -61,6 +75,226 @@ postern_check_map(const struct config *cfg, const char *key)
     rc = 0;
 out:
     free(db);
+    return rc;
+}
+
+/* postern_check_readable - -1 (printed) unless path can be opened for reading. */
+static int
+postern_check_readable(const char *key, const char *path)
+{
+    FILE *fp = fopen(path, "re");
+
+    if (fp == NULL) {
+        fprintf(stderr, "postern: %s: %s: %s\n", key, path, strerror(errno));
+        return -1;
+    }
+    fclose(fp);
+    return 0;
+}
+
+/* postern_check_key_mode - a private key must not be readable by others or by the
+ * unprivileged mail_owner (smtpd reads it as root, before dropping privileges); readable by
+ * its group is a warning. -1 (printed) if it is exposed. */
+static int
+postern_check_key_mode(const struct config *cfg, const char *key, const char *path)
+{
+    const char    *owner = config_str(cfg, "mail_owner");
+    struct passwd *pw = getpwnam(owner);
+    struct stat    st;
+
+    if (stat(path, &st) == -1) {
+        fprintf(stderr, "postern: %s: %s: %s\n", key, path, strerror(errno));
+        return -1;
+    }
+    if (st.st_mode & S_IROTH) {
+        fprintf(stderr, "postern: %s: %s is readable by everyone (mode %04o): chmod 600 "
+                "it\n", key, path, (unsigned)(st.st_mode & 07777));
+        return -1;
+    }
+    /* Unprivileged test instances run every daemon as the current user: nothing to split. */
+    if (pw != NULL && pw->pw_uid != 0 && pw->pw_uid != geteuid() && st.st_uid == pw->pw_uid) {
+        fprintf(stderr, "postern: %s: %s is owned by mail_owner %s, whom it must be kept "
+                "from: chown root it\n", key, path, owner);
+        return -1;
+    }
+    if (st.st_mode & S_IRGRP)
+        fprintf(stderr, "postern: warning: %s: %s is readable by its group (mode %04o)\n",
+                key, path, (unsigned)(st.st_mode & 07777));
+    return 0;
+}
+
+/* postern_check_sni - split one smtpd_tls_sni_certs item `cert.pem:key.pem` into absolute
+ * paths (relative ones are relative to the configuration directory); -1 (printed) if it
+ * has no key part. */
+static int
+postern_check_sni(const struct config *cfg, const char *item, char **cert, char **key)
+{
+    const char *colon = strchr(item, ':');
+    char       *c, *k;
+
+    if (colon == NULL || colon == item || colon[1] == '\0') {
+        fprintf(stderr, "postern: smtpd_tls_sni_certs: \"%s\" is not cert.pem:key.pem\n",
+                item);
+        return -1;
+    }
+    c = xstrndup(item, (size_t)(colon - item));
+    k = xstrdup(colon + 1);
+    *cert = c[0] == '/' ? xstrdup(c) : xasprintf("%s/%s", config_dir(cfg), c);
+    *key = k[0] == '/' ? xstrdup(k) : xasprintf("%s/%s", config_dir(cfg), k);
+    free(c);
+    free(k);
+    return 0;
+}
+
+/* postern_check_tls - the smtpd TLS settings: load them as smtpd will. -1 (printed). */
+static int
+postern_check_tls(const struct config *cfg)
+{
+    const char            *cert = config_path(cfg, "smtpd_tls_cert_file");
+    const char            *key = config_path(cfg, "smtpd_tls_key_file");
+    const char            *ciphers = config_str(cfg, "smtpd_tls_ciphers");
+    const char            *ca = config_path(cfg, "smtpd_tls_client_ca_file");
+    struct tls_cert        certs[POSTERN_CHECK_MAX_CERTS];
+    struct tls_server_conf conf;
+    struct tls_ctx        *ctx;
+    char *const           *sni;
+    char                  *owned[2 * POSTERN_CHECK_MAX_CERTS];
+    char                   err[1024];
+    size_t                 nsni, nowned = 0, ncerts = 0;
+    int                    rc = -1;
+
+    sni = config_list(cfg, "smtpd_tls_sni_certs", &nsni);
+    if (*cert == '\0' && *key == '\0') {
+        if (config_list(cfg, "smtps_listen", &nsni)[0] != NULL) {
+            fprintf(stderr, "postern: smtps_listen needs smtpd_tls_cert_file and "
+                    "smtpd_tls_key_file\n");
+            return -1;
+        }
+        if (config_list(cfg, "submission_listen", &nsni)[0] != NULL)
+            fprintf(stderr, "postern: warning: submission_listen without "
+                    "smtpd_tls_cert_file: no STARTTLS, so nobody can authenticate\n");
+        if (sni[0] != NULL)
+            fprintf(stderr, "postern: warning: smtpd_tls_sni_certs is ignored without "
+                    "smtpd_tls_cert_file\n");
+        return 0;
+    }
+    if (*cert == '\0' || *key == '\0') {
+        fprintf(stderr, "postern: %s is set but %s is not: set both\n",
+                *cert ? "smtpd_tls_cert_file" : "smtpd_tls_key_file",
+                *cert ? "smtpd_tls_key_file" : "smtpd_tls_cert_file");
+        return -1;
+    }
+    if (1 + nsni > POSTERN_CHECK_MAX_CERTS) {
+        fprintf(stderr, "postern: smtpd_tls_sni_certs: at most %d certificates\n",
+                POSTERN_CHECK_MAX_CERTS - 1);
+        return -1;
+    }
+    if (postern_check_readable("smtpd_tls_cert_file", cert) == -1 ||
+        postern_check_readable("smtpd_tls_key_file", key) == -1 ||
+        postern_check_key_mode(cfg, "smtpd_tls_key_file", key) == -1)
+        return -1;
+    certs[ncerts].cert_file = cert;
+    certs[ncerts++].key_file = key;
+    for (size_t i = 0; i < nsni; i++) {
+        char *c, *k;
+
+        if (postern_check_sni(cfg, sni[i], &c, &k) == -1)
+            goto out;
+        owned[nowned++] = c;
+        owned[nowned++] = k;
+        if (postern_check_readable("smtpd_tls_sni_certs", c) == -1 ||
+            postern_check_readable("smtpd_tls_sni_certs", k) == -1 ||
+            postern_check_key_mode(cfg, "smtpd_tls_sni_certs", k) == -1)
+            goto out;
+        certs[ncerts].cert_file = c;
+        certs[ncerts++].key_file = k;
+    }
+    if (*ca && postern_check_readable("smtpd_tls_client_ca_file", ca) == -1)
+        goto out;
+    memset(&conf, 0, sizeof(conf));
+    conf.certs = certs;
+    conf.ncerts = ncerts;
+    conf.min_version = config_str(cfg, "smtpd_tls_min_version");
+    conf.ciphers = *ciphers ? ciphers : NULL;
+    conf.client_ca_file = *ca ? ca : NULL;
+    if ((ctx = tls_server_ctx_new(&conf, err, sizeof(err))) == NULL) {
+        fprintf(stderr, "postern: smtpd TLS: %s\n", err);
+        goto out;
+    }
+    tls_ctx_free(&ctx);
+    rc = 0;
+out:
+    for (size_t i = 0; i < nowned; i++)
+        free(owned[i]);
+    return rc;
+}
+
+/* postern_check_auth - every entry of the auth map's text is `user hash` with a hash
+ * pwhash_acceptable() takes; the map should be private. -1 (printed) on a bad entry. */
+static int
+postern_check_auth(const struct config *cfg)
+{
+    const char  *source = config_path(cfg, "smtpd_auth_map");
+    struct stat  st;
+    FILE        *fp;
+    char        *line = NULL;
+    size_t       cap = 0;
+    ssize_t      n;
+    unsigned     lineno = 0, users = 0;
+    int          rc = 0;
+
+    if (*source == '\0')
+        return 0;
+    if (*config_path(cfg, "smtpd_tls_cert_file") == '\0')
+        fprintf(stderr, "postern: warning: smtpd_auth_map without smtpd_tls_cert_file: AUTH "
+                "is offered only over TLS, so never\n");
+    if ((fp = fopen(source, "re")) == NULL) {
+        fprintf(stderr, "postern: smtpd_auth_map: %s: %s\n", source, strerror(errno));
+        return -1;
+    }
+    if (fstat(fileno(fp), &st) == 0 && (st.st_mode & S_IROTH))
+        fprintf(stderr, "postern: warning: smtpd_auth_map: %s is readable by everyone (mode "
+                "%04o): chmod 600 it\n", source, (unsigned)(st.st_mode & 07777));
+    while ((n = getline(&line, &cap, fp)) != -1) {
+        char *p = line, *user, *hash, *end;
+
+        lineno++;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
+                         line[n - 1] == '\t'))
+            line[--n] = '\0';
+        if (*p == '\0' || *p == '#' || *p == ' ' || *p == '\t')
+            continue;           /* blank, comment; leading space is map build's error */
+        user = p;
+        for (end = p; *end && *end != ' ' && *end != '\t'; end++)
+            ;
+        if (*end == '\0') {
+            fprintf(stderr, "postern: smtpd_auth_map: %s:%u: user %s has no password hash\n",
+                    source, lineno, user);
+            rc = -1;
+            continue;
+        }
+        *end++ = '\0';
+        for (hash = end; *hash == ' ' || *hash == '\t'; hash++)
+            ;
+        users++;
+        if (!pwhash_acceptable(hash) || strpbrk(hash, " \t") != NULL) {
+            fprintf(stderr, "postern: smtpd_auth_map: %s:%u: user %s: not a yescrypt ($y$) or "
+                    "SHA-512 ($6$) crypt hash (set it with postern passwd)\n", source, lineno,
+                    user);
+            rc = -1;
+        }
+    }
+    if (ferror(fp)) {
+        fprintf(stderr, "postern: smtpd_auth_map: %s: read: %s\n", source, strerror(errno));
+        rc = -1;
+    }
+    if (line != NULL) {
+        explicit_bzero(line, cap);
+        free(line);
+    }
+    fclose(fp);
+    if (rc == 0 && users == 0)
+        fprintf(stderr, "postern: warning: smtpd_auth_map: %s has no users\n", source);
     return rc;
 }
 
@@ -132,6 +366,10 @@ postern_cmd_check(struct postern_ctx *ctx, int argc, char **argv)
         if (postern_check_map(cfg, postern_map_keys[i]) == -1)
             rc = 1;
     }
+    if (postern_check_tls(cfg) == -1)
+        rc = 1;
+    if (postern_check_auth(cfg) == -1)
+        rc = 1;
     if (verbose)
         config_dump(cfg, postern_check_emit, NULL);
     if (rc == 0)

@@ -5,9 +5,10 @@
  * listener and creates the queue layout while it still holds root, takes the pid file, and
  * without -f becomes a daemon that logs to syslog; the process that started it exits 0 only
  * once the daemon has written its pid file, so `postern start` knows whether it worked. Then
- * it runs the event loop: SIGCHLD reaps and restarts daemons (master_spawn.c), SIGHUP
- * reloads, SIGTERM/SIGINT stop everything within MASTER_STOP_WAIT_MS and remove the pid
- * file. master never parses network input and keeps its privileges. */
+ * it runs the event loop: SIGCHLD reaps and restarts daemons (master_spawn.c), a timer
+ * rotates the session-ticket keys (master_tls.c), SIGHUP reloads, SIGTERM/SIGINT stop
+ * everything within MASTER_STOP_WAIT_MS and remove the pid file. master never parses
+ * network input and keeps its privileges. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -242,6 +243,7 @@ master_on_reload(int sig, void *arg)
     if (!log_to_stderr())
         log_set_facility(facility);
     master_set_daemon_dir(m);
+    master_tls_start(m);            /* same keys, maybe a new rotation period */
     master_spawn_retire(m);
     master_spawn_start(m);
     log_info("reload: done");
@@ -350,6 +352,7 @@ main(int argc, char **argv)
     master_signals(&m);
     log_info("started pid=%ld config=%s daemon_directory=%s listeners=%zu", (long)getpid(),
              m.confdir, m.daemon_dir, m.listeners.n);
+    master_tls_start(&m);
     master_spawn_start(&m);
     if (ready >= 0) {
         if (write(ready, "K", 1) != 1)
@@ -360,6 +363,7 @@ main(int argc, char **argv)
         log_err("event loop failed: stopping");
 
     master_spawn_free(&m);
+    master_tls_free(&m);
     master_listen_close(&m.listeners);
     master_pid_remove(&m.pid_fd, m.pid_path);
     log_info("stopped");

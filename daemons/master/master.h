@@ -4,7 +4,8 @@
  * master_listen.c parses `host:port` items and binds the listening sockets; master_queue.c
  * creates the queue directory layout; master_pid.c holds the pid file; master_spawn.c
  * fork+execs the daemons, brokers their peer sockets, reaps and restarts them; and
- * master_throttle.c computes the restart back-off. master runs as root when started by root,
+ * master_throttle.c computes the restart back-off; master_tls.c makes, rotates and hands out
+ * the session-ticket keys every smtpd shares. master runs as root when started by root,
  * never parses network input and never drops its privileges. */
 #ifndef POSTERN_MASTER_H
 #define POSTERN_MASTER_H
@@ -17,6 +18,8 @@
 struct config;
 struct ev;
 struct master_spawn;
+struct master_tls;
+struct ipc_conn;
 
 #define MASTER_LISTEN_BACKLOG   1024
 #define MASTER_LISTEN_MAX       64          /* listening sockets passed to smtpd */
@@ -52,6 +55,7 @@ struct master {
     uint64_t                stop_timer;
     struct master_listeners listeners;
     struct master_spawn    *spawn;
+    struct master_tls      *tls;            /* session-ticket keys (master_tls.c) */
 };
 
 /* master_listen.c */
@@ -99,6 +103,19 @@ void        master_pid_remove(int *fd, const char *path);   /* unlink, unlock, c
  * (0 at first) carries the doubling from one quick death to the next. */
 uint64_t    master_throttle_delay(uint64_t ran_ms, uint64_t *backoff_ms);
 
+/* master_tls.c */
+
+/* master_tls_start - at start: make the first session-ticket key (fatal if the random
+ * generator fails); at start and after a reload: (re)arm the rotation timer from
+ * smtpd_tls_ticket_rotation, counted from the last rotation, so reloads never postpone it
+ * (0 = never rotate). Keys survive reloads, so tickets stay valid across them. */
+void        master_tls_start(struct master *);
+/* master_tls_send - send the keys, newest (encrypting) first, as IPC_MASTER_TLS_KEYS on an
+ * smtpd's master channel; -1 if the frame could not be queued (logged by the caller). */
+int         master_tls_send(const struct master *, struct ipc_conn *);
+/* master_tls_free - wipe the keys (explicit_bzero), stop the timer, free. */
+void        master_tls_free(struct master *);
+
 /* master_spawn.c */
 
 /* master_spawn_start - create the daemon slots of the current config and start them. */
@@ -112,6 +129,9 @@ void        master_spawn_kill(struct master *);            /* SIGKILL every daem
 /* master_spawn_reap - collect exited children, log them, schedule restarts. */
 void        master_spawn_reap(struct master *);
 size_t      master_spawn_running(const struct master *);   /* daemons not yet reaped */
+/* master_spawn_tls_keys - send the current ticket keys to every smtpd that said HELLO
+ * (retired ones included: they still finish their sessions). */
+void        master_spawn_tls_keys(struct master *);
 void        master_spawn_free(struct master *);
 
 #endif

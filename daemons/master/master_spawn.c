@@ -1,17 +1,21 @@
 /* master_spawn - start, connect, reap and restart the daemons.
  *
  * Every daemon lives in a slot (qmgr 0, smtpd 0..smtpd_processes-1, local
- * 0..local_processes-1). A slot's process is started with fork+exec as
+ * 0..local_processes-1, smtp 0..smtp_processes-1; smtp only when the program is present in
+ * the daemon directory, so an installation without the outbound agent still runs, and its
+ * absence is logged once). A slot's process is started with fork+exec as
  * `<daemon_dir>/<name> -c DIR -i SLOT [-d]`, with its master channel on fd 3 and, for
  * smtpd, the listening sockets on fds 4.. (POSTERN_LISTENERS names them); every other
  * descriptor is closed and the signal mask and dispositions are reset before exec. master
- * then brokers the peers: each (qmgr, smtpd) and (qmgr, local) pair gets a fresh socketpair
- * whose ends travel as IPC_MASTER_PEER over the two channels, again whenever either side is
- * restarted. A daemon's IPC_MASTER_HELLO must carry IPC_VERSION and its own kind, or it is
- * killed. When a daemon exits it is restarted after master_throttle_delay(). On reload the
- * running processes are retired (SIGTERM, no restart, SIGKILL after MASTER_STOP_WAIT_MS) and
- * fresh slots started; a new qmgr waits until the retired one has exited, since only one
- * process may hold the queue database. */
+ * then brokers the peers: each (qmgr, smtpd), (qmgr, local) and (qmgr, smtp) pair gets a
+ * fresh socketpair whose ends travel as IPC_MASTER_PEER over the two channels, again
+ * whenever either side is restarted. A daemon's IPC_MASTER_HELLO must carry IPC_VERSION and
+ * its own kind, or it is killed; an smtpd that said HELLO gets the session-ticket keys
+ * (IPC_MASTER_TLS_KEYS, master_tls.c), and again after each rotation. When a daemon exits
+ * it is restarted after master_throttle_delay(). On reload the running processes are
+ * retired (SIGTERM, no restart, SIGKILL after MASTER_STOP_WAIT_MS) and fresh slots started;
+ * a new qmgr waits until the retired one has exited, since only one process may hold the
+ * queue database. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -19,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,6 +42,7 @@ struct master_slot;
 /* One started process, from fork until it is reaped. */
 struct master_proc {
     struct master_proc *next;
+    struct master      *m;
     struct master_slot *slot;           /* NULL once retired: never restarted */
     enum ipc_peer_kind  kind;
     unsigned            index;
@@ -44,6 +50,7 @@ struct master_proc {
     struct ipc_conn    *chan;           /* NULL once the daemon closed it */
     uint64_t            started_ms;
     uint64_t            kill_timer;     /* retired: SIGKILL when it fires */
+    int                 ready;          /* sent a valid HELLO */
 };
 
 /* A place for one daemon of the current configuration. */
@@ -62,6 +69,7 @@ struct master_spawn {
     size_t              nslots;
     struct master_proc *procs;
     int                 stopped;        /* stopping: never start anything again */
+    int                 smtp_missing_logged;    /* said once that there is no smtp agent */
 };
 
 static void master_spawn_slot_start(struct master_slot *);
@@ -120,7 +128,10 @@ master_spawn_pair(struct master_proc *a, struct master_proc *b)
     close(sv[1]);
 }
 
-/* master_spawn_broker - connect a newly started process to its peers of this config. */
+/* master_spawn_broker - connect a newly started process to its peers of this config. A new
+ * qmgr is also given to the retired smtpd processes still finishing their sessions after a
+ * reload: their transactions in progress can then still be committed (the retired qmgr is
+ * gone by the time a new one starts). */
 static void
 master_spawn_broker(struct master_spawn *sp, struct master_proc *p)
 {
@@ -133,6 +144,12 @@ master_spawn_broker(struct master_spawn *sp, struct master_proc *p)
             master_spawn_pair(p, s->proc);
         else if (p->kind != IPC_PEER_QMGR && s->kind == IPC_PEER_QMGR)
             master_spawn_pair(s->proc, p);
+    }
+    if (p->kind != IPC_PEER_QMGR)
+        return;
+    for (struct master_proc *r = sp->procs; r != NULL; r = r->next) {
+        if (r->slot == NULL && r->kind == IPC_PEER_SMTPD && r->chan != NULL)
+            master_spawn_pair(p, r);
     }
 }
 
@@ -172,6 +189,24 @@ master_spawn_frame(struct ipc_conn *c, const struct ipc_frame *f, void *arg)
         return;
     }
     log_info("daemon=%s slot=%u pid=%ld ready", name, p->index, (long)p->pid);
+    p->ready = 1;
+    if (p->kind == IPC_PEER_SMTPD && master_tls_send(p->m, p->chan) == -1)
+        log_warnx("daemon=%s slot=%u pid=%ld: cannot send the session-ticket keys", name,
+                  p->index, (long)p->pid);
+}
+
+void
+master_spawn_tls_keys(struct master *m)
+{
+    if (m->spawn == NULL)
+        return;
+    for (struct master_proc *p = m->spawn->procs; p != NULL; p = p->next) {
+        if (p->kind != IPC_PEER_SMTPD || !p->ready || p->chan == NULL)
+            continue;
+        if (master_tls_send(m, p->chan) == -1)
+            log_warnx("daemon=smtpd slot=%u pid=%ld: cannot send the session-ticket keys",
+                      p->index, (long)p->pid);
+    }
 }
 
 /* master_spawn_close_from - close every descriptor >= low (close_range, or a loop). */
@@ -321,6 +356,7 @@ master_spawn_slot_start(struct master_slot *s)
         log_warn("daemon=%s: O_NONBLOCK on its channel", name);
 
     p = xcalloc(1, sizeof(*p));
+    p->m = m;
     p->slot = s;
     p->kind = s->kind;
     p->index = s->index;
@@ -349,26 +385,51 @@ master_spawn_add_slots(struct master_spawn *sp, struct master *m, enum ipc_peer_
     }
 }
 
+/* master_spawn_smtp_count - smtp_processes if the outbound agent is installed, else 0
+ * (said once per master: the agent may simply not be built yet). */
+static long long
+master_spawn_smtp_count(struct master *m, struct master_spawn *sp)
+{
+    long long   n = config_int(m->cfg, "smtp_processes");
+    char       *path = xasprintf("%s/smtp", m->daemon_dir);
+    struct stat st;
+    int         present = stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+                          access(path, X_OK) == 0;
+
+    if (!present && !sp->smtp_missing_logged) {
+        log_info("daemon=smtp: no program %s: outbound delivery is not started", path);
+        sp->smtp_missing_logged = 1;
+    } else if (present && sp->smtp_missing_logged) {
+        log_info("daemon=smtp: %s is present now", path);
+        sp->smtp_missing_logged = 0;
+    }
+    free(path);
+    return present && n > 0 ? n : 0;
+}
+
 void
 master_spawn_start(struct master *m)
 {
     struct master_spawn *sp;
     long long            nsmtpd = config_int(m->cfg, "smtpd_processes");
     long long            nlocal = config_int(m->cfg, "local_processes");
+    long long            nsmtp;
 
     if (m->spawn == NULL)
         m->spawn = xcalloc(1, sizeof(*m->spawn));
     sp = m->spawn;
+    nsmtp = master_spawn_smtp_count(m, sp);
     if (nsmtpd < 0)
         nsmtpd = 0;
     if (nlocal < 0)
         nlocal = 0;
     free(sp->slots);
-    sp->slots = xcalloc((size_t)(1 + nsmtpd + nlocal), sizeof(*sp->slots));
+    sp->slots = xcalloc((size_t)(1 + nsmtpd + nlocal + nsmtp), sizeof(*sp->slots));
     sp->nslots = 0;
     master_spawn_add_slots(sp, m, IPC_PEER_QMGR, 1);
     master_spawn_add_slots(sp, m, IPC_PEER_SMTPD, nsmtpd);
     master_spawn_add_slots(sp, m, IPC_PEER_LOCAL, nlocal);
+    master_spawn_add_slots(sp, m, IPC_PEER_SMTP, nsmtp);
     /* qmgr first, so that every other daemon finds it to pair with. */
     for (size_t i = 0; i < sp->nslots; i++)
         master_spawn_slot_start(&sp->slots[i]);

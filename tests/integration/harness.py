@@ -9,6 +9,11 @@ the instance still alive. Every wait here is bounded in time and in count.
 As root the instance runs with privilege separation (users postern, postern-q and vmail are
 created if missing); as another user every daemon stays the current user.
 
+Instance(tls=True) also listens for submission and SMTPS on free ports, with a self-signed
+certificate for mx.local.test (and a second one for other.test, chosen by SNI) made with the
+openssl command; Instance(auth_users={user: password}) writes an AUTH map with
+`postern passwd`. RawSMTP.starttls()/RawSMTP.tls_connect() speak TLS with Python's ssl.
+
 Only the Python standard library is used.
 """
 
@@ -20,6 +25,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -336,6 +342,38 @@ class RawSMTP:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.timeout = timeout
         self.buf = b""
+        self.local_port = self.sock.getsockname()[1]
+
+    @classmethod
+    def tls_connect(cls, host, port, ctx=None, server_hostname=None, session=None,
+                    timeout=15.0):
+        """tls_connect - connect and start TLS at once (SMTPS); the 220 is still to read."""
+        c = cls(host, port, timeout=timeout)
+        try:
+            c.starttls(ctx, server_hostname=server_hostname, session=session)
+        except BaseException:
+            c.close()
+            raise
+        return c
+
+    def starttls(self, ctx=None, server_hostname=None, session=None):
+        """starttls - run the TLS handshake on this connection (after `220 Ready to start
+        TLS`, or at once for SMTPS). Bytes the server sent before it are an error."""
+        if self.buf:
+            raise AssertionError("plaintext bytes before the TLS handshake: %r" % self.buf)
+        ctx = ctx or default_tls_context()
+        self.sock.settimeout(self.timeout)
+        self.sock = ctx.wrap_socket(self.sock, server_hostname=server_hostname,
+                                    session=session)
+        return self.sock
+
+    @property
+    def tls(self):
+        return isinstance(self.sock, ssl.SSLSocket)
+
+    def peer_cert_der(self):
+        """peer_cert_der - the server certificate (DER bytes) of a TLS connection."""
+        return self.sock.getpeercert(binary_form=True)
 
     def close(self):
         try:
@@ -416,6 +454,64 @@ def expect(cond, msg):
 
 
 # --------------------------------------------------------------------------------------
+# TLS: certificates made with the openssl command, and client contexts
+
+def make_cert(directory, name, cn, sans=(), days=30, cert_name=None, key_name=None):
+    """make_cert - a self-signed certificate for cn (and sans: "DNS:x", "IP:a.b.c.d") with an
+    EC P-256 key (mode 0600) in directory; returns (cert path, key path)."""
+    cert = os.path.join(directory, cert_name or name + ".pem")
+    key = os.path.join(directory, key_name or name + ".key")
+    san = ",".join(["DNS:" + cn] + [x for x in sans if x != "DNS:" + cn])
+    old = os.umask(0o077)
+    try:
+        r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:prime256v1", "-nodes", "-days", str(days),
+                            "-subj", "/CN=" + cn, "-addext", "subjectAltName=" + san,
+                            "-keyout", key, "-out", cert], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    finally:
+        os.umask(old)
+    if r.returncode != 0:
+        raise HarnessError("openssl req failed: %s" % r.stdout.decode("utf-8", "replace"))
+    os.chmod(key, 0o600)
+    os.chmod(cert, 0o644)
+    return cert, key
+
+
+def cert_der(path):
+    """cert_der - the DER bytes of the (first) certificate in a PEM file."""
+    with open(path) as f:
+        return ssl.PEM_cert_to_DER_cert(f.read())
+
+
+_default_tls_ctx = None
+
+
+def default_tls_context():
+    """default_tls_context - one shared tls_client_context(): Python resumes a session only
+    with the context that made it, so connections without their own context share this."""
+    global _default_tls_ctx
+    if _default_tls_ctx is None:
+        _default_tls_ctx = tls_client_context()
+    return _default_tls_ctx
+
+
+def tls_client_context(minimum=None, maximum=None, seclevel0=False):
+    """tls_client_context - a client context that verifies nothing (the certificates are
+    self-signed); minimum/maximum: ssl.TLSVersion bounds."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if seclevel0:
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    if minimum is not None:
+        ctx.minimum_version = minimum
+    if maximum is not None:
+        ctx.maximum_version = maximum
+    return ctx
+
+
+# --------------------------------------------------------------------------------------
 # The instance
 
 _instances = []          # every Instance created in this run, for cleanup_all()
@@ -428,7 +524,7 @@ class Instance:
     conf: extra/overriding postern.conf keys (str -> str). The directory is removed by
     cleanup() unless the test failed and POSTERN_TEST_KEEP is set."""
 
-    def __init__(self, name="t", conf=None):
+    def __init__(self, name="t", conf=None, tls=False, auth_users=None):
         self.name = name
         self.dir = tempfile.mkdtemp(prefix="postern-%s-" % name)
         os.chmod(self.dir, 0o755)     # the mailbox owner must reach mail/ below it
@@ -458,10 +554,51 @@ class Instance:
         else:
             me = current_user()
             self.conf.update({"mail_owner": me, "queue_owner": me, "mailbox_owner": me})
+        self.tls_dir = os.path.join(self.dir, "tls")
+        self.cert = self.key = self.other_cert = self.other_key = None
+        self.submission_port = self.smtps_port = None
+        if tls:
+            self._make_tls()
+        self.auth_users = dict(auth_users or {})
+        if self.auth_users:
+            self.conf["smtpd_auth_map"] = "auth"
         self.conf.update(conf or {})
         with _instances_lock:
             _instances.append(self)
         self._write_files()
+        for user, password in self.auth_users.items():
+            self.set_password(user, password)
+
+    def _make_tls(self):
+        """_make_tls - certificates (default mx.local.test; other.test by SNI) and the
+        submission and SMTPS listeners."""
+        os.makedirs(self.tls_dir, mode=0o755, exist_ok=True)
+        self.cert, self.key = make_cert(self.tls_dir, "cert", "mx.local.test",
+                                        ("DNS:localhost", "IP:127.0.0.1"),
+                                        cert_name="cert.pem", key_name="key.pem")
+        self.other_cert, self.other_key = make_cert(self.tls_dir, "other", "other.test",
+                                                    cert_name="other.crt",
+                                                    key_name="other.key")
+        self.submission_port = free_port()
+        self.smtps_port = free_port()
+        self.conf.update({
+            "submission_listen": "%s:%d" % (self.host, self.submission_port),
+            "smtps_listen": "%s:%d" % (self.host, self.smtps_port),
+            "smtpd_tls_cert_file": "tls/cert.pem",
+            "smtpd_tls_key_file": "tls/key.pem",
+            "smtpd_tls_sni_certs": "tls/other.crt:tls/other.key",
+        })
+
+    def set_password(self, user, password, mapfile=None):
+        """set_password - `postern passwd -m MAP USER` with the password on stdin."""
+        mapfile = mapfile or os.path.join(self.dir, "auth")
+        r = subprocess.run([POSTERN, "-c", self.dir, "passwd", "-m", mapfile, user],
+                           input=password + "\n", stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=60, text=True, errors="replace")
+        if r.returncode != 0:
+            raise HarnessError("postern passwd %s exited %d:\n%s" % (user, r.returncode,
+                                                                    r.stdout))
+        self.auth_users[user] = password
 
     # -- files
 
@@ -715,6 +852,37 @@ class Instance:
         """smtp - a RawSMTP connection to the instance."""
         return RawSMTP(self.host, self.port, timeout=timeout)
 
+    def submission(self, timeout=15.0):
+        """submission - a plaintext RawSMTP connection to the submission listener."""
+        return RawSMTP(self.host, self.submission_port, timeout=timeout)
+
+    def smtps(self, ctx=None, server_hostname=None, session=None, timeout=15.0):
+        """smtps - a RawSMTP connection to the SMTPS listener, TLS established."""
+        return RawSMTP.tls_connect(self.host, self.smtps_port, ctx=ctx,
+                                   server_hostname=server_hostname, session=session,
+                                   timeout=timeout)
+
+    def log_text(self):
+        try:
+            with open(self.logfile, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def smtpd_pid_of(self, client_port, timeout=5.0):
+        """smtpd_pid_of - the pid of the smtpd that logged `connect from [127.0.0.1]:PORT`
+        for our client port; None if no such line appears within timeout."""
+        pat = re.compile(r"smtpd\[(\d+)\]: \w+: connect from \[127\.0\.0\.1\]:%d\b"
+                         % client_port)
+        deadline = time.monotonic() + timeout
+        while True:
+            m = pat.search(self.log_text())
+            if m:
+                return int(m.group(1))
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.05)
+
     def smtplib(self, timeout=15.0):
         import smtplib
         return smtplib.SMTP(self.host, self.port, local_hostname="client.test", timeout=timeout)
@@ -808,9 +976,47 @@ def shared():
     return inst
 
 
+# A shared instance with TLS on every listener, SNI and an AUTH map, for test_tls and
+# test_auth. Its users' passwords are in TLS_SHARED_USERS.
+
+TLS_SHARED_USERS = {"demo@local.test": "correct horse %d" % random.randrange(10 ** 9),
+                    "user2@local.test": "battery staple %d" % random.randrange(10 ** 9)}
+TLS_SHARED_CONF = {"message_size_limit": "100k", "smtpd_processes": "2",
+                   "mynetworks": "192.0.2.0/24",          # relaying needs AUTH here
+                   "smtpd_tls_handshake_timeout": "3s", "smtpd_auth_failure_delay": "1s",
+                   "smtpd_auth_failure_limit": "3"}
+_tls_shared = None
+_tls_shared_error = None
+
+
+def tls_shared():
+    """tls_shared - the run's shared TLS instance (Instance(tls=True) with TLS_SHARED_USERS),
+    started on first use and again if it died; a failure to start is remembered."""
+    global _tls_shared, _tls_shared_error
+    if _tls_shared_error is not None:
+        raise HarnessError("shared TLS instance could not start earlier: %s"
+                           % _tls_shared_error.splitlines()[0])
+    if _tls_shared is not None and _tls_shared.alive():
+        return _tls_shared
+    if _tls_shared is not None:
+        log("shared TLS instance died; starting a new one")
+        show_log(_tls_shared)
+        _tls_shared.cleanup()
+        _tls_shared = None
+    inst = Instance("tls", TLS_SHARED_CONF, tls=True, auth_users=TLS_SHARED_USERS)
+    try:
+        inst.start()
+    except Exception as e:
+        _tls_shared_error = str(e)
+        inst.cleanup()
+        raise
+    _tls_shared = inst
+    return inst
+
+
 def cleanup_all():
     """cleanup_all - stop every instance still running (the runner calls this at exit)."""
-    global _shared
+    global _shared, _tls_shared
     with _instances_lock:
         left = list(_instances)
     for inst in left:
@@ -819,6 +1025,7 @@ def cleanup_all():
         except Exception as e:    # keep cleaning the others
             log("cleanup of %s failed: %s" % (inst.dir, e))
     _shared = None
+    _tls_shared = None
 
 
 def unique_tag(prefix):
