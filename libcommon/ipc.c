@@ -463,6 +463,8 @@ ipc_conn_flush(struct ipc_conn *c)
             c->out_head = o->next;
             if (c->out_head == NULL)
                 c->out_tail = NULL;
+            /* Frames may carry secrets (ticket keys): leave none in freed memory. */
+            explicit_bzero(o->data, o->len);
             free(o);
         }
     }

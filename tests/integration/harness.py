@@ -946,7 +946,8 @@ def show_log(inst):
 # --------------------------------------------------------------------------------------
 # A shared instance for the tests that need no special configuration.
 
-SHARED_CONF = {"message_size_limit": "100k"}
+# The shared instance does not trust loopback, so relay denial can be tested from it.
+SHARED_CONF = {"message_size_limit": "100k", "mynetworks": "192.0.2.0/24"}
 _shared = None
 _shared_error = None
 
