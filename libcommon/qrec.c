@@ -37,6 +37,7 @@ enum {
     QREC_TR_DOMAIN,
     QREC_TR_DSN,
     QREC_TR_TEXT,
+    QREC_TR_RELAY,
     QREC_TR_COUNT
 };
 
@@ -333,6 +334,7 @@ qrec_rcpt_enc(struct buf *out, const struct qrec_rcpt *r)
         || qrec_put_field(out, QREC_TR_DOMAIN, r->domain) == -1
         || qrec_put_field(out, QREC_TR_DSN, r->dsn) == -1
         || qrec_put_field(out, QREC_TR_TEXT, r->text) == -1
+        || qrec_put_field(out, QREC_TR_RELAY, r->relay) == -1
         || out->len - start > QREC_MAX_RECORD) {
         buf_truncate(out, start);
         return -1;
@@ -370,6 +372,7 @@ qrec_rcpt_dec(const void *data, size_t len, struct qrec_rcpt *r)
         case QREC_TR_DOMAIN: dst = &r->domain; break;
         case QREC_TR_DSN:    dst = &r->dsn; break;
         case QREC_TR_TEXT:   dst = &r->text; break;
+        case QREC_TR_RELAY:  dst = &r->relay; break;
         default:             continue;
         }
         if (qrec_take_str(dst, val, vlen) == -1) {
@@ -387,6 +390,7 @@ qrec_rcpt_dec(const void *data, size_t len, struct qrec_rcpt *r)
     qrec_fill(&r->domain);
     qrec_fill(&r->dsn);
     qrec_fill(&r->text);
+    qrec_fill(&r->relay);
     return 0;
 }
 
@@ -400,6 +404,7 @@ qrec_rcpt_clear(struct qrec_rcpt *r)
     free(r->domain);
     free(r->dsn);
     free(r->text);
+    free(r->relay);
     memset(r, 0, sizeof(*r));
 }
 

@@ -42,6 +42,7 @@
 #define QREC_F_8BITMIME   0x02u
 #define QREC_F_HOLD       0x100u            /* administrator hold: no deliveries */
 #define QREC_F_BOUNCE     0x200u            /* a DSN made by us: never bounces itself */
+#define QREC_F_WARNED     0x400u            /* a delay warning was sent for this message */
 
 /* Recipient states. Final states are SENT and FAILED. */
 enum qrec_state {
@@ -81,6 +82,8 @@ struct qrec_rcpt {
     char     *domain;           /* lower-case domain part of addr, "" if none */
     char     *dsn;              /* last enhanced status code, e.g. "4.2.2", or "" */
     char     *text;             /* last reply or diagnostic text, or "" */
+    char     *relay;            /* last remote MTA ("mx.b.example[192.0.2.1]:25") or "";
+                                 * tag added in minor version 1.1, absent in older records */
 };
 
 /* qrec_msg_enc - append the encoded envelope to out (NULL strings encode as ""). -1 if a

@@ -5,7 +5,10 @@
  * queue_owner (when root; otherwise just chdir there), open and recover the database,
  * repair the queue (in-flight recipients due again, finished messages and orphan bodies
  * removed), say HELLO to master, then serve on one event loop: smtpd peers (qmgr_smtpd),
- * delivery agents (qmgr_sched), master (new peer sockets). SIGTERM, SIGINT or EOF from
+ * delivery agents, local and smtp (qmgr_sched), master (new peer sockets). The routing
+ * maps (transport_map, smtp_tls_policy_map) are opened before the chroot; a configured map
+ * that cannot be opened is logged and makes every lookup fail temporarily (recipients are
+ * deferred, never misrouted). SIGTERM, SIGINT or EOF from
  * master: finish the turn, write what is pending, close the environment cleanly, exit 0. */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,9 +28,11 @@
 #include "ipc.h"
 #include "ipc_msg.h"
 #include "log.h"
+#include "map.h"
 #include "priv.h"
 #include "qmgr.h"
 #include "qmgr_body.h"
+#include "qmgr_route.h"
 #include "qmgr_sched.h"
 #include "qmgr_smtpd.h"
 #include "qmgr_store.h"
@@ -40,6 +45,16 @@
 struct ev          *qmgr_ev;
 struct qmgr_store  *qmgr_db;
 struct qmgr_params  qmgr_params;
+struct qmgr_route_conf qmgr_route;
+
+/* A routing map: open, or configured but unavailable (every lookup then fails). */
+struct qmgr_map {
+    const char *name;
+    struct map *map;
+};
+
+static struct qmgr_map  qmgr_transport_map = { "transport_map", NULL };
+static struct qmgr_map  qmgr_tls_policy_map = { "smtp_tls_policy_map", NULL };
 
 static struct ipc_conn *qmgr_master;
 static int              qmgr_slot;
@@ -52,6 +67,51 @@ qmgr_wall_ms(void)
 
     gettimeofday(&tv, NULL);
     return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+/* qmgr_map_lookup - qmgr_route_lookup_fn over a struct qmgr_map. */
+static int
+qmgr_map_lookup(void *arg, const char *key, char *val, size_t vallen)
+{
+    struct qmgr_map *m = arg;
+
+    if (m->map == NULL)
+        return -1;
+    return map_lookup(m->map, key, val, vallen);
+}
+
+/* qmgr_map_open - open a routing map named by config key (before chroot); NULL fn when the
+ * key is empty. */
+static void
+qmgr_map_open(const struct config *cfg, struct qmgr_map *m, qmgr_route_lookup_fn *fn,
+              void **arg)
+{
+    const char *path = config_path(cfg, m->name);
+    char        err[512];
+
+    *fn = NULL;
+    *arg = NULL;
+    if (*path == '\0')
+        return;
+    if ((m->map = map_open(path, err, sizeof(err))) == NULL)
+        log_warnx("%s unavailable, its recipients will be deferred: %s", m->name, err);
+    *fn = qmgr_map_lookup;
+    *arg = m;
+}
+
+/* qmgr_route_setup - the routing settings and maps. */
+static void
+qmgr_route_setup(const struct config *cfg)
+{
+    memset(&qmgr_route, 0, sizeof(qmgr_route));
+    qmgr_route.local_domains = config_list(cfg, "local_domains", &qmgr_route.nlocal);
+    qmgr_route.relayhost = config_str(cfg, "relayhost");
+    if (qmgr_route_parse_level(config_str(cfg, "smtp_tls_security_level"),
+                               &qmgr_route.tls_level) == -1)
+        fatalx("smtp_tls_security_level: bad value");
+    qmgr_map_open(cfg, &qmgr_transport_map, &qmgr_route.transport, &qmgr_route.transport_arg);
+    qmgr_map_open(cfg, &qmgr_tls_policy_map, &qmgr_route.tls_policy,
+                  &qmgr_route.tls_policy_arg);
 }
 
 /* qmgr_usage - wrong arguments. */
@@ -121,6 +181,7 @@ qmgr_master_frame(struct ipc_conn *conn, const struct ipc_frame *f, void *arg)
         qmgr_smtpd_add(f->fd, p.id);
         break;
     case IPC_PEER_LOCAL:
+    case IPC_PEER_SMTP:
         qmgr_sched_add_agent(f->fd, p.kind, p.id);
         break;
     default:
@@ -222,6 +283,16 @@ qmgr_read_params(const struct config *cfg)
     if (qmgr_params.retry_max < qmgr_params.retry_min)
         qmgr_params.retry_max = qmgr_params.retry_min;
     qmgr_params.local_concurrency = (uint32_t)config_int(cfg, "local_concurrency");
+    qmgr_params.dest_initial = (uint32_t)config_int(cfg, "smtp_initial_destination_concurrency");
+    qmgr_params.dest_limit = (uint32_t)config_int(cfg, "smtp_destination_concurrency_limit");
+    qmgr_params.agent_max = (uint32_t)config_int(cfg, "smtp_max_connections");
+    qmgr_params.dest_pause = config_time_ms(cfg, "queue_destination_pause") / 1000;
+    qmgr_params.delay_warning = config_time_ms(cfg, "queue_delay_warning") / 1000;
+    snprintf(qmgr_params.myhostname, sizeof(qmgr_params.myhostname), "%s",
+             config_str(cfg, "myhostname"));
+    if (qmgr_params.myhostname[0] == '\0'
+        && gethostname(qmgr_params.myhostname, sizeof(qmgr_params.myhostname) - 1) == -1)
+        snprintf(qmgr_params.myhostname, sizeof(qmgr_params.myhostname), "localhost");
     qmgr_params.rcpt_limit = rcpts > 0 ? (uint32_t)rcpts : 1;
     /* One transaction per session at a time, with slack for sessions being torn down. */
     qmgr_params.max_open = sessions > 0 && sessions < 1000000 ? (uint32_t)sessions * 2
@@ -273,6 +344,7 @@ main(int argc, char **argv)
     umask(077);
     signal(SIGPIPE, SIG_IGN);
     qmgr_raise_nofile();
+    qmgr_route_setup(cfg);
     qmgr_enter_queue(cfg);
 
     /* Paths from here on are relative to the queue directory (our chroot as root). */
@@ -299,9 +371,12 @@ main(int argc, char **argv)
     if (ipc_master_hello_send(qmgr_master, 0, &hello, -1) == -1)
         fatalx("cannot send hello to master");
     log_info("started slot=%d retry_min=%llus retry_max=%llus lifetime=%llus "
-             "local_concurrency=%u", qmgr_slot, (unsigned long long)qmgr_params.retry_min,
+             "local_concurrency=%u destination_concurrency=%u..%u delay_warning=%llus",
+             qmgr_slot, (unsigned long long)qmgr_params.retry_min,
              (unsigned long long)qmgr_params.retry_max,
-             (unsigned long long)qmgr_params.lifetime, qmgr_params.local_concurrency);
+             (unsigned long long)qmgr_params.lifetime, qmgr_params.local_concurrency,
+             qmgr_params.dest_initial, qmgr_params.dest_limit,
+             (unsigned long long)qmgr_params.delay_warning);
 
     if (ev_run(qmgr_ev) == -1)
         log_err("event loop failed");
@@ -316,6 +391,8 @@ main(int argc, char **argv)
     qmgr_store_close(&qmgr_db);
     ipc_conn_free(&qmgr_master);
     ev_free(&qmgr_ev);
+    map_close(&qmgr_transport_map.map);
+    map_close(&qmgr_tls_policy_map.map);
     config_free(&cfg);
     return 0;
 }

@@ -2,13 +2,16 @@
  *
  * The scheduler keeps in memory the recipients that are due (a bounded set loaded from the
  * retry index, plus every newly committed recipient) and those in flight. Each recipient
- * is routed to a transport (today every recipient goes to `local`; later the domain class
- * picks local or smtp, with per-destination queues inside a transport); a transport has
- * its agents (connected delivery processes, used round-robin) and a concurrency limit.
- * DELIVER goes out with a fresh read descriptor on the body; DELIVERED results are batched
- * per event-loop turn into one DB_TXN_WRITE_NOSYNC transaction. A timer wakes the
- * scheduler for the next retry. Agents are trusted, but a malformed frame from one still
- * only drops that agent; its jobs in flight are deferred. */
+ * is routed (qmgr_route) to local or to a relay destination (smtp/lmtp + next hop + TLS
+ * level). Local: one DELIVER per recipient, local_concurrency in flight over all local
+ * agents. Relay: per-destination queues with a concurrency window and pause (qmgr_dest),
+ * served round-robin; one IPC_RELAY carries up to 100 recipients of one message to one
+ * smtp agent (agents round-robin, smtp_max_connections each). Each delivery gets a fresh
+ * read descriptor on the body. Results (DELIVERED, RELAYED) are batched per event-loop
+ * turn into one DB_TXN_WRITE_NOSYNC transaction, with the DSNs they cause (qmgr_bounce).
+ * A timer wakes the scheduler for the next retry (queue_retry_min doubling up to
+ * queue_retry_max; after queue_lifetime the recipient fails). Agents are trusted, but a
+ * malformed frame from one still only drops that agent; its jobs in flight are deferred. */
 #ifndef POSTERN_QMGR_SCHED_H
 #define POSTERN_QMGR_SCHED_H
 
@@ -18,7 +21,8 @@
 
 /* qmgr_sched_start - load due work from the database and start the retry timer. */
 void qmgr_sched_start(void);
-/* qmgr_sched_add_agent - serve a delivery agent of kind (IPC_PEER_LOCAL) on socket fd. */
+/* qmgr_sched_add_agent - serve a delivery agent of kind IPC_PEER_LOCAL or IPC_PEER_SMTP
+ * on socket fd (taken over). */
 void qmgr_sched_add_agent(int fd, uint32_t kind, uint32_t id);
 /* qmgr_sched_new_message - a message just became durable: queue its recipients.
  * arrival_ms is the wall-clock arrival for delay= in the logs. */

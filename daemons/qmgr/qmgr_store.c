@@ -496,6 +496,10 @@ qmgr_store_apply(struct qmgr_store *s, DB_TXN *txn, const struct qmgr_store_resu
         free(r.text);
         r.text = xstrndup(u->text, 1000);
     }
+    if (u->relay != NULL) {
+        free(r.relay);
+        r.relay = xstrndup(u->relay, 300);
+    }
     if ((ret = qmgr_store_put_rcpt(s, txn, u->qid, u->index, &r)) != 0)
         goto out;
     if (!final) {
@@ -510,22 +514,91 @@ out:
     return ret;
 }
 
+/* qmgr_store_insert_msg - write one new message's records under txn. */
+static int
+qmgr_store_insert_msg(struct qmgr_store *s, DB_TXN *txn, const struct qmgr_store_new *m)
+{
+    uint8_t  k[QREC_KEY_MSG_LEN];
+    uint32_t j;
+    int      ret;
+
+    buf_reset(s->enc);
+    if (qrec_msg_enc(s->enc, &m->msg) == -1) {
+        log_warnx("%s: envelope record too large", m->qid);
+        return EINVAL;
+    }
+    qrec_key_msg(k, m->qid);
+    if ((ret = qmgr_store_put(s->msg, txn, k, sizeof(k), s->enc->data, s->enc->len)) != 0)
+        return ret;
+    for (j = 0; j < m->msg.nrcpt; j++)
+        if ((ret = qmgr_store_put_rcpt(s, txn, m->qid, j, &m->rcpts[j])) != 0
+            || (ret = qmgr_store_put_index(s, txn, m->qid, j, &m->rcpts[j])) != 0)
+            return ret;
+    return 0;
+}
+
+/* qmgr_store_set_warned - set QREC_F_WARNED on an envelope under txn (absent: skipped). */
+static int
+qmgr_store_set_warned(struct qmgr_store *s, DB_TXN *txn, const char *qid)
+{
+    uint8_t         k[QREC_KEY_MSG_LEN];
+    DBT             key, val;
+    struct qrec_msg m;
+    int             ret;
+
+    qrec_key_msg(k, qid);
+    qmgr_store_dbt(&key, k, sizeof(k));
+    memset(&val, 0, sizeof(val));
+    if ((ret = s->msg->get(s->msg, txn, &key, &val, DB_RMW)) != 0)
+        return ret == DB_NOTFOUND ? 0 : ret;
+    if (qrec_msg_dec(val.data, val.size, &m) == -1) {
+        log_warnx("%s: envelope record corrupt, set aside", qid);
+        return 0;
+    }
+    m.flags |= QREC_F_WARNED;
+    buf_reset(s->enc);
+    ret = qrec_msg_enc(s->enc, &m) == -1 ? EINVAL
+          : qmgr_store_put(s->msg, txn, k, sizeof(k), s->enc->data, s->enc->len);
+    qrec_msg_clear(&m);
+    return ret;
+}
+
 /* qmgr_store_results - one WRITE_NOSYNC transaction for a turn's delivery results. */
 int
 qmgr_store_results(struct qmgr_store *s, const struct qmgr_store_result *v, size_t n,
                    qmgr_store_gone_cb gone, void *arg)
 {
-    struct qmgr_store_refs check = { 0 }, done = { 0 };
-    DB_TXN                *txn;
-    size_t                 i, j, count;
-    int                    ret = 0, all;
+    struct qmgr_store_batch b;
 
-    if (n == 0)
+    memset(&b, 0, sizeof(b));
+    b.results = v;
+    b.nresults = n;
+    return qmgr_store_apply_batch(s, &b, gone, arg);
+}
+
+/* qmgr_store_apply_batch - results, new DSN messages and flags in one transaction. */
+int
+qmgr_store_apply_batch(struct qmgr_store *s, const struct qmgr_store_batch *b,
+                       qmgr_store_gone_cb gone, void *arg)
+{
+    const struct qmgr_store_result *v = b->results;
+    struct qmgr_store_refs          check = { 0 }, done = { 0 };
+    DB_TXN                         *txn;
+    size_t                          n = b->nresults, i, j, count;
+    int                             ret = 0, all;
+
+    if (n == 0 && b->nadd == 0 && b->nwarned == 0)
         return 0;
     if ((ret = s->env->txn_begin(s->env, NULL, &txn, DB_TXN_WRITE_NOSYNC)) != 0) {
         log_warnx("db txn_begin: %s", db_strerror(ret));
         return -1;
     }
+    for (i = 0; i < b->nadd; i++)
+        if (qmgr_store_insert_msg(s, txn, b->add[i]) != 0)
+            goto fail;
+    for (i = 0; i < b->nwarned; i++)
+        if (qmgr_store_set_warned(s, txn, b->warned[i]) != 0)
+            goto fail;
     for (i = 0; i < n; i++) {
         int became_final;
 

@@ -40,6 +40,17 @@ struct qmgr_store_result {
     int         attempted;            /* 1: count an attempt */
     const char *dsn;                  /* NULL: keep the old one */
     const char *text;
+    const char *relay;                /* remote MTA of the attempt; NULL: keep the old one */
+};
+
+/* Everything one results transaction writes (qmgr_store_apply_batch()). */
+struct qmgr_store_batch {
+    const struct qmgr_store_result *results;
+    size_t                          nresults;
+    struct qmgr_store_new *const   *add;      /* new messages (DSNs made by qmgr) */
+    size_t                          nadd;
+    const char *const              *warned;   /* envelopes that get QREC_F_WARNED */
+    size_t                          nwarned;
 };
 
 /* Called for each message whose recipients are all final and whose records were removed;
@@ -74,6 +85,14 @@ int  qmgr_store_insert(struct qmgr_store *, struct qmgr_store_new *const *v, siz
  * recipients that no longer exist are skipped. 0 or -1 (nothing applied, logged). */
 int  qmgr_store_results(struct qmgr_store *, const struct qmgr_store_result *v, size_t n,
                         qmgr_store_gone_cb gone, void *arg);
+
+/* qmgr_store_apply_batch - like qmgr_store_results, and in the same transaction insert the
+ * new messages of b->add (the bounces those results cause: a failure is recorded together
+ * with its DSN or not at all) and set QREC_F_WARNED on the envelopes b->warned. Committed
+ * with DB_TXN_WRITE_NOSYNC: after a power loss the results and their DSNs are lost
+ * together, and the recipients are tried again. 0 or -1 (nothing written). */
+int  qmgr_store_apply_batch(struct qmgr_store *, const struct qmgr_store_batch *b,
+                            qmgr_store_gone_cb gone, void *arg);
 
 /* Lookups: 0 found (decoded into *out, clear it after), 1 not found, -1 error or corrupt. */
 int  qmgr_store_get_msg(struct qmgr_store *, const char *qid, struct qrec_msg *out);

@@ -281,6 +281,93 @@ test_qmgr_store_recover(void)
     qmgr_store_close(&s);
 }
 
+/* test_qmgr_store_batch - a failure and its DSN in one transaction: the bounce message is
+ * inserted, the original's last recipient goes final (message removed), the WARNED flag
+ * and the remote MTA are stored; an invalid DSN record makes nothing happen at all. */
+static void
+test_qmgr_store_batch(void)
+{
+    struct qmgr_store        *s = test_store_open();
+    struct qmgr_store_new    *v[1], *dsn, *bad;
+    struct qmgr_store_result  u[2];
+    struct qmgr_store_batch   b;
+    struct qrec_rcpt          r;
+    struct qrec_msg           m;
+    const char               *warned[1];
+    char                      err[256];
+    int                       code;
+
+    if (s == NULL) {
+        CHECK(s != NULL);
+        return;
+    }
+    v[0] = test_new_msg(2, 6000);
+    CHECK(qmgr_store_insert(s, v, 1, &code, err, sizeof(err)) == 0);
+    dsn = test_new_msg(1, 6001);
+    dsn->msg.sender = (char *)"";
+    dsn->msg.flags = QREC_F_BOUNCE;
+    memset(u, 0, sizeof(u));
+    memcpy(u[0].qid, v[0]->qid, QID_SIZE);
+    u[0].index = 0;
+    u[0].state = QREC_DEFERRED;
+    u[0].next_attempt = 7000;
+    u[0].now = 6001;
+    u[0].attempted = 1;
+    u[0].relay = "mx.b.example[192.0.2.1]:25";
+    warned[0] = v[0]->qid;
+    memset(&b, 0, sizeof(b));
+    b.results = u;
+    b.nresults = 1;
+    b.add = &dsn;
+    b.nadd = 1;
+    b.warned = warned;
+    b.nwarned = 1;
+    CHECK(qmgr_store_apply_batch(s, &b, test_gone_cb, NULL) == 0);
+    CHECK(qmgr_store_has_msg(s, dsn->qid) == 1);
+    CHECK(qmgr_store_get_msg(s, v[0]->qid, &m) == 0);
+    CHECK(m.flags & QREC_F_WARNED);
+    qrec_msg_clear(&m);
+    CHECK(qmgr_store_get_rcpt(s, v[0]->qid, 0, &r) == 0);
+    CHECK_STR(r.relay, "mx.b.example[192.0.2.1]:25");
+    qrec_rcpt_clear(&r);
+
+    /* A DSN record that cannot be written: the failures are not recorded either. */
+    bad = test_new_msg(1, 6002);
+    bad->msg.sender = xmalloc(QREC_MAX_FIELD + 2);
+    memset(bad->msg.sender, 'x', QREC_MAX_FIELD + 1);
+    bad->msg.sender[QREC_MAX_FIELD + 1] = '\0';
+    u[0].state = QREC_FAILED;
+    u[1] = u[0];
+    u[1].index = 1;
+    memset(&b, 0, sizeof(b));
+    b.results = u;
+    b.nresults = 2;
+    b.add = &bad;
+    b.nadd = 1;
+    test_gone_n = 0;
+    CHECK(qmgr_store_apply_batch(s, &b, test_gone_cb, NULL) == -1);
+    CHECK(test_gone_n == 0);
+    CHECK(qmgr_store_has_msg(s, bad->qid) == 0);
+    CHECK(qmgr_store_get_rcpt(s, v[0]->qid, 1, &r) == 0);
+    CHECK(r.state == QREC_QUEUED);
+    qrec_rcpt_clear(&r);
+    free(bad->msg.sender);
+    bad->msg.sender = (char *)"";
+
+    /* The same failures with a good DSN: both recipients final, the original removed. */
+    b.add = &dsn;
+    qid_new(dsn->qid);
+    CHECK(qmgr_store_apply_batch(s, &b, test_gone_cb, NULL) == 0);
+    CHECK(test_gone_n == 1);
+    CHECK_STR(test_gone_qid, v[0]->qid);
+    CHECK(qmgr_store_has_msg(s, v[0]->qid) == 0);
+    CHECK(qmgr_store_has_msg(s, dsn->qid) == 1);
+    test_free_msg(v[0]);
+    test_free_msg(dsn);
+    test_free_msg(bad);
+    qmgr_store_close(&s);
+}
+
 int
 main(void)
 {
@@ -294,6 +381,7 @@ main(void)
     }
     TEST_RUN(test_qmgr_store_insert_reopen);
     TEST_RUN(test_qmgr_store_results);
+    TEST_RUN(test_qmgr_store_batch);
     TEST_RUN(test_qmgr_store_recover);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", test_home);
     if (system(cmd) != 0)

@@ -49,6 +49,7 @@ test_rcpt_sample(struct qrec_rcpt *r)
     r->domain = (char *)"b.example";
     r->dsn = (char *)"4.2.2";
     r->text = (char *)"mailbox full";
+    r->relay = (char *)"mx.b.example[192.0.2.1]:25";
 }
 
 /* test_qrec_msg_roundtrip - every envelope field survives encode + decode. */
@@ -111,7 +112,53 @@ test_qrec_rcpt_roundtrip(void)
     CHECK_STR(out.domain, in.domain);
     CHECK_STR(out.dsn, in.dsn);
     CHECK_STR(out.text, in.text);
+    CHECK_STR(out.relay, in.relay);
     qrec_rcpt_clear(&out);
+    buf_free(&b);
+}
+
+/* test_qrec_rcpt_v10_record - a recipient record written before the relay tag existed
+ * (hand-built bytes of version 1.0) still decodes, with relay "". */
+static void
+test_qrec_rcpt_v10_record(void)
+{
+    static const uint8_t old[] = {
+        0xE6, 1, 0, 34, 0, 0,                   /* magic, major, hdr_len 6+28, flags */
+        0, 0, 0, 2,  0, 0, 0, 0,  0, 0, 0, 1,   /* state deferred, notify 0, attempts 1 */
+        0, 0, 0, 0, 0x69, 0x29, 0x00, 0x00,     /* next_attempt */
+        0, 0, 0, 0, 0x69, 0x28, 0xff, 0x00,     /* last_attempt */
+        0, 1, 0, 0, 0, 5, 'a', '@', 'b', '.', 'c',          /* addr */
+        0, 6, 0, 0, 0, 4, 'b', 'u', 's', 'y',               /* text */
+    };
+    struct qrec_rcpt r;
+    struct buf      *b = buf_new(64);
+
+    CHECK(qrec_rcpt_dec(old, sizeof(old), &r) == 0);
+    CHECK(r.state == QREC_DEFERRED && r.attempts == 1);
+    CHECK_STR(r.addr, "a@b.c");
+    CHECK_STR(r.text, "busy");
+    CHECK_STR(r.relay, "");
+    /* Written again without a relay, it has no relay tag: an old reader sees no change. */
+    CHECK(qrec_rcpt_enc(b, &r) == 0);
+    CHECK(b->len == sizeof(old));
+    qrec_rcpt_clear(&r);
+    buf_free(&b);
+}
+
+/* test_qrec_warned_flag - QREC_F_WARNED is an envelope flag bit like the others. */
+static void
+test_qrec_warned_flag(void)
+{
+    struct qrec_msg in, out;
+    struct buf     *b = buf_new(64);
+
+    test_msg_sample(&in);
+    in.flags = QREC_F_BOUNCE | QREC_F_WARNED;
+    CHECK(qrec_msg_enc(b, &in) == 0);
+    CHECK(qrec_msg_dec(b->data, b->len, &out) == 0);
+    CHECK(out.flags == (QREC_F_BOUNCE | QREC_F_WARNED));
+    CHECK((QREC_F_WARNED & (QREC_F_HOLD | QREC_F_BOUNCE | 0xffu)) == 0);
+    qrec_msg_clear(&out);
     buf_free(&b);
 }
 
@@ -202,7 +249,7 @@ test_qrec_truncated_rejected(void)
         }
         free(copy);
     }
-    CHECK(ok == 6);
+    CHECK(ok == 7);     /* header only, then after each of the first six of seven fields */
     buf_free(&b);
 }
 
@@ -416,6 +463,8 @@ main(void)
     TEST_RUN(test_qrec_msg_roundtrip);
     TEST_RUN(test_qrec_msg_empty_strings);
     TEST_RUN(test_qrec_rcpt_roundtrip);
+    TEST_RUN(test_qrec_rcpt_v10_record);
+    TEST_RUN(test_qrec_warned_flag);
     TEST_RUN(test_qrec_kind_checked);
     TEST_RUN(test_qrec_unknown_tags_skipped);
     TEST_RUN(test_qrec_truncated_rejected);
