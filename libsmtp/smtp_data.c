@@ -43,12 +43,39 @@ smtp_data_count(struct smtp_data *d, size_t n)
     }
 }
 
+/* smtp_data_hdr_scan - follow the start of a header line and count "Received:" fields
+ * (the name, optional white space as in RFC 5322's obsolete syntax, then a colon). */
+static void
+smtp_data_hdr_scan(struct smtp_data *d, const char *p, size_t n)
+{
+    static const char name[] = "received";
+    size_t            i;
+
+    for (i = 0; i < n && d->hdr_match >= 0; i++) {
+        unsigned char c = (unsigned char)p[i];
+
+        if (d->hdr_match < (int)sizeof(name) - 1) {
+            if ((c | 0x20) == (unsigned char)name[d->hdr_match])
+                d->hdr_match++;
+            else
+                d->hdr_match = -1;
+        } else if (c == ':') {
+            d->received++;
+            d->hdr_match = -1;
+        } else if (c != ' ' && c != '\t') {
+            d->hdr_match = -1;
+        }
+    }
+}
+
 /* smtp_data_text - output n octets of a line. */
 static void
 smtp_data_text(struct smtp_data *d, struct buf *out, const char *p, size_t n)
 {
     if (n == 0)
         return;
+    if (d->in_header && d->hdr_match >= 0)
+        smtp_data_hdr_scan(d, p, n);
     smtp_data_count(d, n);
     d->line_len += n;
     if (d->line_len > SMTP_DATA_LINE_MAX)
@@ -65,6 +92,7 @@ smtp_data_eol(struct smtp_data *d, struct buf *out)
         d->in_header = 0;
     smtp_data_count(d, 2);
     d->line_len = 0;
+    d->hdr_match = 0;
     d->lines++;
     if (out != NULL)
         (void)buf_append(out, "\r\n", 2);

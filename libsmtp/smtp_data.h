@@ -7,7 +7,8 @@
  * `<CR><LF>.<LF>`, `<CR>.<CR>` and the like are data (SMTP smuggling). Each bare LF or CR
  * is written as CRLF and flagged, for a caller whose policy is to reject such messages.
  * The scanner counts the message size, the header section (up to the first empty line) and
- * flags lines over 998 octets; it never splits a line and always scans to the real end, so
+ * flags lines over 998 octets and counts the Received: fields of the header section (for the
+ * caller's loop check); it never splits a line and always scans to the real end, so
  * the caller can reply once the client is done. The output is the same however the input is
  * split. No I/O and no allocation beyond the caller's buffer. Used by smtpd; fuzzed by
  * tests/fuzz/fuzz_smtp_data.c. */
@@ -40,6 +41,8 @@ struct smtp_data {
     int      in_header;               /* still inside the header section */
     unsigned flags;                   /* SMTP_DATA_* */
     uint64_t lines;                   /* output lines so far */
+    unsigned received;                /* "Received:" fields in the header section */
+    int      hdr_match;               /* private: "received" octets matched on this line */
 };
 
 /* smtp_data_init - ready for a new message. */

@@ -1,13 +1,17 @@
-/* smtpd - the SMTP server daemon: start-up, listeners, the master and qmgr channels.
+/* smtpd - the SMTP server daemon: start-up, listeners, TLS, the master and qmgr channels.
  *
  * Started by master as `smtpd -c DIR -i SLOT [-d]` (doc/internals.md): fd 3 is the master
- * channel, fds 4.. are listening sockets named by $POSTERN_LISTENERS. We read the config,
- * open the mailbox map, drop privileges (mail_owner, chrooted to smtpd_chroot or
- * <queue_directory>/empty) when root, say HELLO to master and serve sessions until SIGTERM
- * (graceful: idle sessions get 421, transactions get SMTPD_STOP_GRACE_MS) or until master
- * goes away. The qmgr socket arrives in IPC_MASTER_PEER, again after a qmgr restart; while
- * there is none, MAIL and DATA get 451. A malformed frame from qmgr or master is a bug in a
- * trusted process: fatalx() and master restarts us. */
+ * channel, fds 4.. are listening sockets named by $POSTERN_LISTENERS (smtp, submission,
+ * smtps). We read the config, open the mailbox and auth maps, load the TLS certificates and
+ * keys (a bad one is fatal: master logs it and throttles the restarts), drop privileges
+ * (mail_owner, chrooted to smtpd_chroot or <queue_directory>/empty) when root, say HELLO to
+ * master and serve sessions until SIGTERM (graceful: idle sessions get 421, transactions get
+ * SMTPD_STOP_GRACE_MS; this is also how a reload replaces us, so established TLS sessions
+ * finish on the context they started with) or until master goes away. Session-ticket keys
+ * arrive in IPC_MASTER_TLS_KEYS, again at every rotation. The qmgr socket arrives in
+ * IPC_MASTER_PEER, again after a qmgr restart; while there is none, MAIL and DATA get 451.
+ * A malformed frame from qmgr or master is a bug in a trusted process: fatalx() and master
+ * restarts us. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -81,11 +85,11 @@ smtpd_close_listeners(void)
     size_t i;
 
     for (i = 0; i < smtpd.nlisten; i++) {
-        if (smtpd.listen_fds[i] < 0)
+        if (smtpd.listeners[i].fd < 0)
             continue;
-        ev_io_del(smtpd.ev, smtpd.listen_fds[i]);
-        close(smtpd.listen_fds[i]);
-        smtpd.listen_fds[i] = -1;
+        ev_io_del(smtpd.ev, smtpd.listeners[i].fd);
+        close(smtpd.listeners[i].fd);
+        smtpd.listeners[i].fd = -1;
     }
 }
 
@@ -199,7 +203,33 @@ smtpd_qmgr_frame(struct ipc_conn *c, const struct ipc_frame *f, void *arg)
     }
 }
 
-/* smtpd_master_frame - peers from master; EOF means master is gone. */
+/* smtpd_tls_keys - new session-ticket keys from master (newest first); our copy is wiped. */
+static void
+smtpd_tls_keys(const struct ipc_frame *f)
+{
+    struct ipc_master_tls_keys m;
+    size_t n;
+
+    if (ipc_master_tls_keys_dec(f, &m) == -1 || m.keys_len % TLS_TICKET_KEY_LEN != 0) {
+        explicit_bzero((void *)f->payload, f->len);
+        fatalx("master: malformed %s", ipc_type_name(f->type));
+    }
+    n = m.keys_len / TLS_TICKET_KEY_LEN;
+    if (n > SMTPD_TICKET_KEYS_MAX)
+        n = SMTPD_TICKET_KEYS_MAX;        /* the newest ones; older tickets get a handshake */
+    if (smtpd.tls == NULL) {
+        log_debug("master: %zu ticket keys, but no TLS here", n);
+    } else if (tls_ctx_set_ticket_keys(smtpd.tls,
+                                       (const uint8_t (*)[TLS_TICKET_KEY_LEN])m.keys,
+                                       n) == -1) {
+        log_warnx("TLS: cannot set %zu session-ticket keys", n);
+    } else {
+        log_debug("TLS: %zu session-ticket keys", n);
+    }
+    explicit_bzero((void *)f->payload, f->len);
+}
+
+/* smtpd_master_frame - peers and ticket keys from master; EOF means master is gone. */
 static void
 smtpd_master_frame(struct ipc_conn *c, const struct ipc_frame *f, void *arg)
 {
@@ -214,8 +244,13 @@ smtpd_master_frame(struct ipc_conn *c, const struct ipc_frame *f, void *arg)
         smtpd_exit_now("master gone");
         return;
     }
+    if (f->type == IPC_MASTER_TLS_KEYS) {
+        if (f->fd >= 0)
+            close(f->fd);
+        smtpd_tls_keys(f);
+        return;
+    }
     if (f->type != IPC_MASTER_PEER) {
-        /* e.g. IPC_MASTER_TLS_KEYS: of no use until TLS is served here */
         log_debug("master: %s ignored", ipc_type_name(f->type));
         if (f->fd >= 0)
             close(f->fd);
@@ -246,8 +281,8 @@ smtpd_master_frame(struct ipc_conn *c, const struct ipc_frame *f, void *arg)
 static void
 smtpd_accept(int fd, int events, void *arg)
 {
-    const char *service = arg;
-    int         i;
+    const struct smtpd_listener *l = arg;
+    int                          i;
 
     (void)events;
     for (i = 0; i < 64 && !smtpd.stopping; i++) {
@@ -259,7 +294,7 @@ smtpd_accept(int fd, int events, void *arg)
         if (c == -1) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR
                 && errno != ECONNABORTED)
-                log_warn("accept: service=%s", service);
+                log_warn("accept: service=%s", l->name);
             return;
         }
         if (ss.ss_family == AF_INET) {
@@ -276,7 +311,7 @@ smtpd_accept(int fd, int events, void *arg)
         } else if (ss.ss_family == AF_UNIX) {
             snprintf(addr, sizeof(addr), "127.0.0.1");
         }
-        smtpd_session_accept(c, service, addr, port);
+        smtpd_session_accept(c, l, addr, port);
     }
 }
 
@@ -293,23 +328,29 @@ smtpd_listeners(void)
     }
     copy = xstrdup(env);
     for (tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
-        int fd = 4 + (int)smtpd.nlisten;
+        struct smtpd_listener *l;
+        int                    fd = 4 + (int)smtpd.nlisten;
+        enum smtpd_service     svc;
 
-        if (strcmp(tok, "smtp") != 0 && strcmp(tok, "submission") != 0
-            && strcmp(tok, "smtps") != 0)
+        if (strcmp(tok, "smtp") == 0)
+            svc = SMTPD_SVC_SMTP;
+        else if (strcmp(tok, "submission") == 0)
+            svc = SMTPD_SVC_SUBMISSION;
+        else if (strcmp(tok, "smtps") == 0)
+            svc = SMTPD_SVC_SMTPS;
+        else
             fatalx("POSTERN_LISTENERS: unknown service \"%s\"", tok);
         if (fcntl(fd, F_GETFD) == -1)
             fatal("listener fd %d (%s)", fd, tok);
         if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == -1)
             fatal("listener fd %d: fcntl", fd);
         (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
-        smtpd.listen_fds = xrealloc(smtpd.listen_fds, (smtpd.nlisten + 1) * sizeof(int));
-        smtpd.listen_service = xrealloc(smtpd.listen_service,
-                                        (smtpd.nlisten + 1) * sizeof(char *));
-        smtpd.listen_fds[smtpd.nlisten] = fd;
-        /* submission and smtps behave like smtp until TLS and AUTH arrive */
-        smtpd.listen_service[smtpd.nlisten] = xstrdup(tok);
-        smtpd.nlisten++;
+        smtpd.listeners = xrealloc(smtpd.listeners,
+                                   (smtpd.nlisten + 1) * sizeof(*smtpd.listeners));
+        l = &smtpd.listeners[smtpd.nlisten++];
+        l->fd = fd;
+        l->svc = svc;
+        l->name = xstrdup(tok);
     }
     free(copy);
 }
@@ -330,6 +371,97 @@ smtpd_facility(const char *name)
         if (strcmp(tab[i].name, name) == 0)
             return tab[i].fac;
     return LOG_MAIL;
+}
+
+/* smtpd_mynetworks - the networks whose clients may relay; a malformed one is fatal. */
+static void
+smtpd_mynetworks(void)
+{
+    char *const *items;
+    size_t       n, i;
+
+    items = config_list(smtpd.cfg, "mynetworks", &n);
+    smtpd.mynetworks = xcalloc(n, sizeof(*smtpd.mynetworks));
+    for (i = 0; i < n; i++)
+        if (cidr_parse(items[i], &smtpd.mynetworks[i]) == -1)
+            fatalx("mynetworks: \"%s\" is not a network (address/prefix, host bits zero)",
+                   items[i]);
+    smtpd.nmynetworks = n;
+}
+
+/* smtpd_tls_path - a path from a list item, relative to the config directory. */
+static char *
+smtpd_tls_path(const char *p, size_t len)
+{
+    if (len > 0 && p[0] == '/')
+        return xstrndup(p, len);
+    return xasprintf("%s/%.*s", config_dir(smtpd.cfg), (int)len, p);
+}
+
+/* smtpd_tls_init - load certificates and keys (before dropping privileges). Without
+ * smtpd_tls_cert_file there is no TLS: STARTTLS is not offered, and an smtps listener is a
+ * configuration error. A certificate or key that does not load is fatal. */
+static void
+smtpd_tls_init(void)
+{
+    struct tls_server_conf conf;
+    struct tls_cert       *certs;
+    char *const           *sni;
+    const char            *cert = config_path(smtpd.cfg, "smtpd_tls_cert_file");
+    const char            *key = config_path(smtpd.cfg, "smtpd_tls_key_file");
+    const char            *v;
+    char                   err[1024];
+    size_t                 nsni, i;
+    int                    need = 0;
+
+    for (i = 0; i < smtpd.nlisten; i++)
+        if (smtpd.listeners[i].svc != SMTPD_SVC_SMTP)
+            need |= 1 << smtpd.listeners[i].svc;
+    if ((need & (1 << SMTPD_SVC_SUBMISSION)) && smtpd.auth_map == NULL)
+        log_warnx("submission listener without smtpd_auth_map: AUTH is required there, so no "
+                  "client can send mail");
+    if (*cert == '\0') {
+        if (need & (1 << SMTPD_SVC_SMTPS))
+            fatalx("an smtps listener needs smtpd_tls_cert_file");
+        if (need & (1 << SMTPD_SVC_SUBMISSION))
+            log_warnx("submission listener without smtpd_tls_cert_file: STARTTLS is required "
+                      "there, so no client can send mail");
+        return;
+    }
+    sni = config_list(smtpd.cfg, "smtpd_tls_sni_certs", &nsni);
+    certs = xcalloc(nsni + 1, sizeof(*certs));
+    certs[0].cert_file = cert;
+    certs[0].key_file = *key ? key : cert;    /* empty: the key is in the certificate file */
+    for (i = 0; i < nsni; i++) {
+        const char *colon = strchr(sni[i], ':');
+
+        if (colon == NULL) {
+            certs[i + 1].cert_file = certs[i + 1].key_file = smtpd_tls_path(sni[i],
+                                                                            strlen(sni[i]));
+        } else {
+            certs[i + 1].cert_file = smtpd_tls_path(sni[i], (size_t)(colon - sni[i]));
+            certs[i + 1].key_file = smtpd_tls_path(colon + 1, strlen(colon + 1));
+        }
+    }
+    memset(&conf, 0, sizeof(conf));
+    conf.certs = certs;
+    conf.ncerts = nsni + 1;
+    conf.min_version = config_str(smtpd.cfg, "smtpd_tls_min_version");
+    v = config_str(smtpd.cfg, "smtpd_tls_ciphers");
+    conf.ciphers = *v ? v : NULL;
+    v = config_path(smtpd.cfg, "smtpd_tls_client_ca_file");
+    conf.client_ca_file = *v ? v : NULL;
+    smtpd.tls = tls_server_ctx_new(&conf, err, sizeof(err));
+    if (smtpd.tls == NULL)
+        fatalx("TLS: %s", err);
+    log_info("TLS: certificates=%zu min_version=%s client_ca=%s", conf.ncerts,
+             conf.min_version, conf.client_ca_file ? "yes" : "no");
+    for (i = 1; i <= nsni; i++) {
+        if (certs[i].key_file != certs[i].cert_file)
+            free((char *)certs[i].key_file);
+        free((char *)certs[i].cert_file);
+    }
+    free(certs);
 }
 
 /* smtpd_configure - read the settings this daemon uses. */
@@ -363,6 +495,14 @@ smtpd_configure(void)
     smtpd.error_limit = config_int(cfg, "smtpd_error_limit");
     smtpd.command_limit = config_int(cfg, "smtpd_command_limit");
     smtpd.reject_bare = strcmp(config_str(cfg, "smtpd_bare_newline"), "reject") == 0;
+    smtpd.received_limit = config_int(cfg, "smtpd_received_limit");
+    smtpd.tls_handshake_timeout_ms = config_time_ms(cfg, "smtpd_tls_handshake_timeout");
+    smtpd.auth_failure_delay_ms = config_time_ms(cfg, "smtpd_auth_failure_delay");
+    smtpd.auth_failure_limit = config_int(cfg, "smtpd_auth_failure_limit");
+    smtpd.relay_domains = config_list(cfg, "relay_domains", &smtpd.nrelay_domains);
+    smtpd_mynetworks();
+    if (smtpd.tls_handshake_timeout_ms == 0)
+        smtpd.tls_handshake_timeout_ms = 30000;
     if (smtpd.timeout_ms == 0)
         smtpd.timeout_ms = 300000;
     if (smtpd.session_timeout_ms == 0)
@@ -409,9 +549,17 @@ main(int argc, char **argv)
     } else {
         log_warnx("mailbox_map is empty: every local recipient is unknown");
     }
+    if (*config_path(smtpd.cfg, "smtpd_auth_map") != '\0') {
+        smtpd.auth_map = map_open(config_path(smtpd.cfg, "smtpd_auth_map"), err, sizeof(err));
+        if (smtpd.auth_map == NULL)
+            fatalx("smtpd_auth_map: %s", err);
+        if (pwhash_make("postern: no such user", smtpd.auth_dummy_hash) == -1)
+            fatalx("smtpd_auth_map: cannot make a password hash");
+    }
     if (fcntl(3, F_GETFD) == -1)
         fatal("master channel fd 3");
     smtpd_listeners();
+    smtpd_tls_init();
     tzset();                          /* load the time zone before the chroot */
     {
         time_t    now = time(NULL);
@@ -442,11 +590,12 @@ main(int argc, char **argv)
             fatalx("master: cannot send hello");
     }
     for (size_t i = 0; i < smtpd.nlisten; i++)
-        if (ev_io_set(smtpd.ev, smtpd.listen_fds[i], EV_READ, smtpd_accept,
-                      (void *)smtpd.listen_service[i]) == -1)
-            fatalx("listener fd %d: cannot watch", smtpd.listen_fds[i]);
-    log_info("started slot=%s listeners=%zu max_sessions=%lld", slot, smtpd.nlisten,
-             smtpd.max_sessions);
+        if (ev_io_set(smtpd.ev, smtpd.listeners[i].fd, EV_READ, smtpd_accept,
+                      &smtpd.listeners[i]) == -1)
+            fatalx("listener fd %d: cannot watch", smtpd.listeners[i].fd);
+    log_info("started slot=%s listeners=%zu max_sessions=%lld tls=%s auth=%s", slot,
+             smtpd.nlisten, smtpd.max_sessions, smtpd.tls ? "yes" : "no",
+             smtpd.auth_map ? "yes" : "no");
     if (ev_run(smtpd.ev) == -1)
         fatalx("event loop failed");
     smtpd_session_reap();
@@ -454,6 +603,8 @@ main(int argc, char **argv)
     ipc_conn_free(&smtpd.qmgr);
     ipc_conn_free(&smtpd.master);
     map_close(&smtpd.mailbox_map);
+    map_close(&smtpd.auth_map);
+    tls_ctx_free(&smtpd.tls);
     log_info("stopped");
     return 0;
 }

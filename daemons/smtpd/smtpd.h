@@ -1,10 +1,12 @@
 /* smtpd - the SMTP server daemon: shared types of its modules.
  *
- * smtpd.c owns the process (start-up, listeners, master and qmgr channels, signals),
- * smtpd_session.c a client connection (I/O, buffers, timers, the input loop), smtpd_cmd.c
- * the commands, smtpd_data.c the DATA phase and the talk with qmgr about one message. All
- * protocol parsing is in libsmtp; this daemon only decides and does I/O. Everything here
- * runs on one event loop; a session never blocks except on its own spool file. */
+ * smtpd.c owns the process (start-up, listeners, TLS context and ticket keys, master and
+ * qmgr channels, signals), smtpd_session.c a client connection (plain or TLS I/O, STARTTLS
+ * and SMTPS handshakes, buffers, timers, the input loop), smtpd_cmd.c the commands
+ * (STARTTLS, AUTH, relay permission), smtpd_data.c the DATA phase and the talk with qmgr
+ * about one message. All protocol parsing is in libsmtp and all TLS in libtls; this daemon
+ * only decides and does I/O. Everything here runs on one event loop; a session never blocks
+ * except on its own spool file (and, for now, on one password hash check). */
 #ifndef POSTERN_SMTPD_H
 #define POSTERN_SMTPD_H
 
@@ -13,21 +15,40 @@
 #include <sys/types.h>
 
 #include "buf.h"
+#include "cidr.h"
 #include "config.h"
 #include "ev.h"
 #include "ipc.h"
 #include "map.h"
+#include "pwhash.h"
 #include "qid.h"
 #include "smtp_addr.h"
+#include "smtp_auth.h"
 #include "smtp_cmd.h"
 #include "smtp_data.h"
+#include "tls.h"
 
 #define SMTPD_IN_MAX      (64 * 1024)  /* buffered client input while a reply is pending */
 #define SMTPD_OUT_MAX     (64 * 1024)  /* unsent replies before we stop reading */
 #define SMTPD_BODY_CHUNK  (128 * 1024) /* spool-file writes */
 #define SMTPD_STOP_GRACE_MS 10000      /* SIGTERM: transactions get this long */
+#define SMTPD_BUF_KEEP    4096         /* an empty buffer bigger than this is given back */
+#define SMTPD_TICKET_KEYS_MAX 4        /* session-ticket keys kept (libtls's limit) */
 
 struct smtpd_session;
+
+/* What a listener serves (POSTERN_LISTENERS): port 25, 587 or 465 behaviour. */
+enum smtpd_service {
+    SMTPD_SVC_SMTP = 0,                /* STARTTLS offered when there is a certificate */
+    SMTPD_SVC_SUBMISSION,              /* STARTTLS required before AUTH and MAIL */
+    SMTPD_SVC_SMTPS,                   /* TLS from the first byte, then the greeting */
+};
+
+struct smtpd_listener {
+    int                fd;
+    enum smtpd_service svc;
+    const char        *name;           /* "smtp", "submission", "smtps" */
+};
 
 /* Process-wide state. */
 struct smtpd {
@@ -36,14 +57,20 @@ struct smtpd {
     struct ipc_conn *master;
     struct ipc_conn *qmgr;             /* NULL while there is no qmgr */
     struct map      *mailbox_map;      /* NULL if mailbox_map is empty */
-    int             *listen_fds;
-    const char     **listen_service;   /* "smtp", "submission", "smtps" */
+    struct map      *auth_map;         /* NULL: no AUTH */
+    char             auth_dummy_hash[PWHASH_MAX];  /* checked for unknown users */
+    struct tls_ctx  *tls;              /* NULL: no certificate, no TLS */
+    struct smtpd_listener *listeners;
     size_t           nlisten;
     int              stopping;         /* SIGTERM or master gone */
     char             hostname[256];
     char             banner[512];
     char *const     *local_domains;
     size_t           nlocal_domains;
+    char *const     *relay_domains;
+    size_t           nrelay_domains;
+    struct cidr     *mynetworks;
+    size_t           nmynetworks;
     uint64_t         size_limit;
     uint64_t         header_limit;
     long long        rcpt_limit;
@@ -53,6 +80,10 @@ struct smtpd {
     long long        error_limit;
     long long        command_limit;
     int              reject_bare;      /* smtpd_bare_newline = reject */
+    long long        received_limit;   /* Received: headers before "too many hops" */
+    uint64_t         tls_handshake_timeout_ms;
+    uint64_t         auth_failure_delay_ms;
+    long long        auth_failure_limit;
     size_t           nsessions;
     uint32_t         next_id;
     struct smtpd_session *sessions;    /* every live session */
@@ -75,8 +106,16 @@ struct smtpd_rcpt {
     uint32_t notify;
 };
 
-/* The I/O layer under a session: plain sockets now, TLS later (same contract as
- * read(2)/write(2) on a non-blocking socket: -1 with EAGAIN when it would block). */
+/* Where a session is with TLS. */
+enum smtpd_tls_phase {
+    SMTPD_TLS_OFF = 0,                 /* plaintext */
+    SMTPD_TLS_STARTING,                /* "220 Ready to start TLS" queued; read nothing more */
+    SMTPD_TLS_HANDSHAKE,               /* handshake in progress, bounded by a timer */
+    SMTPD_TLS_ON,                      /* established */
+};
+
+/* The I/O layer under a session: plain socket or TLS, with the contract of read(2)/write(2)
+ * on a non-blocking socket: -1 with EAGAIN when it would block, EPROTO for a TLS error. */
 struct smtpd_io {
     ssize_t (*read)(struct smtpd_session *, void *, size_t);
     ssize_t (*write)(struct smtpd_session *, const void *, size_t);
@@ -89,6 +128,8 @@ struct smtpd_session {
     int              fd;
     const struct smtpd_io *io;
     const char      *service;
+    enum smtpd_service svc;
+    int              mynetworks;       /* the client is in mynetworks */
     char             addr[64];         /* client address, no brackets */
     char             addr_port[80];    /* for logs */
     enum smtpd_state state;
@@ -108,6 +149,21 @@ struct smtpd_session {
     long long        errors;
     long long        commands;
     unsigned         verb_count[SMTP_VERB_COUNT];
+    int              wipe_input;       /* the line just handled held a secret: wipe it */
+    /* TLS */
+    struct tls_conn *tls;              /* NULL while plaintext */
+    enum smtpd_tls_phase tls_phase;
+    int              tls_hs_events;    /* what the handshake waits for */
+    int              tls_read_wants_write;
+    int              tls_write_wants_read;
+    uint64_t         tls_timer;        /* handshake timeout */
+    uint64_t         pull_timer;       /* read what OpenSSL already decrypted */
+    /* AUTH */
+    struct smtp_auth *auth;            /* an exchange in progress (334 sent), else NULL */
+    char            *auth_user;        /* authenticated name (made printable), or NULL */
+    const char      *auth_method;      /* "PLAIN" or "LOGIN" */
+    long long        auth_failures;
+    uint64_t         auth_timer;       /* a failure's delayed reply is pending */
     /* the transaction */
     char            *sender;           /* "" for <> */
     struct smtp_mail_params mail;
@@ -129,7 +185,8 @@ void smtpd_session_gone(struct smtpd_session *);     /* bookkeeping when one end
 int  smtpd_qmgr_up(void);
 
 /* smtpd_session.c */
-void smtpd_session_accept(int fd, const char *service, const char *addr, const char *port);
+void smtpd_session_accept(int fd, const struct smtpd_listener *, const char *addr,
+                          const char *port);
 void smtpd_session_reply(struct smtpd_session *, int code, const char *enh,
                          const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void smtpd_session_close(struct smtpd_session *, const char *why);
@@ -139,10 +196,15 @@ void smtpd_session_stop(struct smtpd_session *);     /* SIGTERM: 421 if idle */
 int  smtpd_session_error(struct smtpd_session *);    /* count an error; -1: limit, closed */
 struct smtpd_session *smtpd_session_find(uint32_t id);
 void smtpd_session_reap(void);
+void smtpd_session_starttls(struct smtpd_session *);  /* the 220 is written: handshake */
 
 /* smtpd_cmd.c */
 void smtpd_cmd_line(struct smtpd_session *, const char *line, size_t len);
 void smtpd_cmd_txn_reset(struct smtpd_session *);
+void smtpd_cmd_auth_line(struct smtpd_session *, const char *line, size_t len);
+void smtpd_cmd_auth_abort(struct smtpd_session *, int code, const char *enh,
+                          const char *text);  /* end an exchange with this reply */
+void smtpd_cmd_session_reset(struct smtpd_session *);  /* back to before EHLO */
 
 /* smtpd_data.c */
 void smtpd_data_begin(struct smtpd_session *);       /* DATA accepted: ask qmgr */

@@ -5,8 +5,11 @@
  * scans it (dots unstuffed, CRLF line ends), in large writes. At the end of data: any
  * limit broken -> the right 5xx and MSG_ABORT; else fdatasync(), MSG_COMMIT, close the
  * descriptor and wait for MSG_QUEUED before saying 250. Every failure on our side is 451
- * 4.3.0. A message that will be rejected is still read to its real end (so the client's
- * next command is not taken from the middle of its message) but no longer stored. */
+ * 4.3.0. A message that will be rejected (too big, too many Received: headers, ...) is
+ * still read to its real end (so the client's next command is not taken from the middle of
+ * its message) but no longer stored. The Received: header and the envelope's protocol say
+ * whether the session was TLS (ESMTPS, the version and cipher) and authenticated
+ * (ESMTPSA, the user). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,16 +22,24 @@
 #include "smtp_reply.h"
 #include "smtpd.h"
 
-/* smtpd_data_protocol - the with-protocol of Received: and of the envelope. */
+/* smtpd_data_protocol - the with-protocol of Received: and of the envelope (RFC 3848,
+ * RFC 6531): ESMTP/UTF8SMTP plus S for TLS and A for AUTH. */
 static const char *
 smtpd_data_protocol(const struct smtpd_session *s)
 {
+    static const char *const names[2][4] = {
+        { "ESMTP", "ESMTPA", "ESMTPS", "ESMTPSA" },
+        { "UTF8SMTP", "UTF8SMTPA", "UTF8SMTPS", "UTF8SMTPSA" },
+    };
+    int i = (s->tls_phase == SMTPD_TLS_ON ? 2 : 0) + (s->auth_user != NULL ? 1 : 0);
+
     if (!s->esmtp)
         return "SMTP";
-    return s->smtputf8 ? "UTF8SMTP" : "ESMTP";
+    return names[s->smtputf8 ? 1 : 0][i];
 }
 
-/* smtpd_data_received - our trace header, RFC 5321 4.4 / RFC 5322 3.6.7. */
+/* smtpd_data_received - our trace header, RFC 5321 4.4 / RFC 5322 3.6.7, with the TLS
+ * session and the authenticated user as comments, as Postfix and Sendmail write them. */
 static void
 smtpd_data_received(struct smtpd_session *s)
 {
@@ -40,8 +51,17 @@ smtpd_data_received(struct smtpd_session *s)
     localtime_r(&now, &tm);
     if (strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
         date[0] = '\0';
-    buf_printf(&s->body, "Received: from %s ([%s%s])\r\n\tby %s (Postern) with %s id %s",
-               s->helo ? s->helo : "unknown", v6 ? "IPv6:" : "", s->addr, smtpd.hostname,
+    buf_printf(&s->body, "Received: from %s ([%s%s])", s->helo ? s->helo : "unknown",
+               v6 ? "IPv6:" : "", s->addr);
+    if (s->tls != NULL && s->tls_phase == SMTPD_TLS_ON) {
+        const struct tls_facts *f = tls_conn_facts(s->tls);
+
+        buf_printf(&s->body, "\r\n\t(version=%s cipher=%s bits=%d)", f->version, f->cipher,
+                   f->bits);
+    }
+    if (s->auth_user != NULL)
+        buf_printf(&s->body, "\r\n\t(Authenticated sender: %s)", s->auth_user);
+    buf_printf(&s->body, "\r\n\tby %s (Postern) with %s id %s", smtpd.hostname,
                smtpd_data_protocol(s), s->qid);
     if (s->nrcpt == 1)
         buf_printf(&s->body, "\r\n\tfor <%s>; %s\r\n", s->rcpts[0].addr, date);
@@ -94,7 +114,11 @@ smtpd_data_opened(struct smtpd_session *s, uint32_t status, const char *qid, int
     s->body_error = 0;
     s->body_discard = 0;
     smtp_data_init(&s->scan, smtpd.size_limit, smtpd.header_limit);
-    log_info("%s: client=[%s]", s->qid, s->addr);
+    if (s->auth_user != NULL)
+        log_info("%s: client=[%s], sasl_method=%s, sasl_username=%s", s->qid, s->addr,
+                 s->auth_method, s->auth_user);
+    else
+        log_info("%s: client=[%s]", s->qid, s->addr);
     smtpd_data_received(s);
     smtpd_session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
     s->state = SMTPD_ST_DATA;
@@ -124,14 +148,16 @@ smtpd_data_write(struct smtpd_session *s)
     buf_reset(&s->body);
 }
 
-/* smtpd_data_close_fd - done with the spool file descriptor. */
+/* smtpd_data_close_fd - done with the spool file descriptor; the body buffer, grown to
+ * SMTPD_BODY_CHUNK, is given back so that idle sessions stay small. */
 static void
 smtpd_data_close_fd(struct smtpd_session *s)
 {
     if (s->body_fd >= 0)
         close(s->body_fd);
     s->body_fd = -1;
-    buf_reset(&s->body);
+    buf_release(&s->body);
+    buf_init(&s->body, 0);
 }
 
 /* smtpd_data_abort - drop the message: give the file back to qmgr. */
@@ -187,7 +213,7 @@ smtpd_data_commit(struct smtpd_session *s)
     m.client_name = "unknown";
     m.helo = s->helo ? s->helo : "";
     m.protocol = smtpd_data_protocol(s);
-    m.auth_user = "";
+    m.auth_user = s->auth_user ? s->auth_user : "";
     m.envid = s->mail.envid;
     m.ret = (uint32_t)s->mail.ret;
     m.rcpts = rcpts;
@@ -229,6 +255,10 @@ smtpd_data_end(struct smtpd_session *s)
         smtpd_data_reject(s, 554, "5.6.0", "Error: message has a line over 998 octets");
         return;
     }
+    if ((long long)s->scan.received > smtpd.received_limit) {
+        smtpd_data_reject(s, 554, "5.4.6", "Too many hops");
+        return;
+    }
     if (smtpd.reject_bare && (f & (SMTP_DATA_BARE_LF | SMTP_DATA_BARE_CR))) {
         smtpd_data_reject(s, 554, "5.6.0", "Error: bare <CR> or <LF> in message data");
         return;
@@ -265,7 +295,7 @@ smtpd_data_input(struct smtpd_session *s)
     if (!s->body_discard
         && ((s->scan.flags & (SMTP_DATA_TOO_BIG | SMTP_DATA_HDR_TOO_BIG | SMTP_DATA_LONG_LINE))
             || (smtpd.reject_bare && (s->scan.flags & (SMTP_DATA_BARE_LF | SMTP_DATA_BARE_CR)))
-            || s->qid[0] == '\0')) {
+            || (long long)s->scan.received > smtpd.received_limit || s->qid[0] == '\0')) {
         s->body_discard = 1;          /* it will be rejected: stop storing */
         buf_reset(&s->body);
     }

@@ -276,6 +276,40 @@ test_smtp_data_header_limit(void)
     buf_release(&r.out);
 }
 
+/* test_smtp_data_received_count - Received: fields of the header section are counted
+ * (any case, obsolete white space before the colon, after dot-unstuffing), folded lines,
+ * look-alikes and the body are not; every split gives the same count. */
+static void
+test_smtp_data_received_count(void)
+{
+    static const struct { const char *in; unsigned want; } cases[] = {
+        { "Received: a\r\n\tfolded\r\nreceived:b\r\nRECEIVED :c\r\n\r\n"
+          "Received: body\r\n.\r\n", 3 },
+        { "X-Received: a\r\nReceived-SPF: b\r\nReceivedx: c\r\n Received: d\r\n"
+          "Receive: e\r\n\r\n.\r\n", 0 },
+        { "..Received: stuffed\r\n.Received: unstuffed\r\n\r\n.\r\n", 1 },
+        { "Subject: x\nReceived: y\r\n\r\n.\r\n", 1 },     /* after a bare LF */
+        { "Received: only\r\n.\r\n", 1 },                     /* no body at all */
+        { "\r\nReceived: in the body\r\n.\r\n", 0 },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t len = strlen(cases[i].in);
+
+        for (size_t a = 0; a <= len; a++) {
+            struct smtp_data d;
+            size_t           used, used2 = 0;
+
+            smtp_data_init(&d, 0, 0);
+            if (smtp_data_feed(&d, cases[i].in, a, NULL, &used) == SMTP_DATA_MORE)
+                (void)smtp_data_feed(&d, cases[i].in + a, len - a, NULL, &used2);
+            if (d.received != cases[i].want)
+                fprintf(stderr, "  case %zu cut %zu: %u Received\n", i, a, d.received);
+            CHECK(d.received == cases[i].want);
+        }
+    }
+}
+
 /* test_smtp_data_random - random input from a small alphabet: every split gives what one
  * chunk gives, and the output never holds a bare CR or LF. */
 static void
@@ -323,6 +357,7 @@ main(void)
     TEST_RUN(test_smtp_data_size_limit);
     TEST_RUN(test_smtp_data_count_only);
     TEST_RUN(test_smtp_data_header_limit);
+    TEST_RUN(test_smtp_data_received_count);
     TEST_RUN(test_smtp_data_random);
     TEST_END();
 }
