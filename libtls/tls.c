@@ -55,8 +55,9 @@ tls_ctx_common(SSL_CTX *ctx, const char *min_version, char *err, size_t errlen)
         tls_err(err, errlen, "SSL_CTX_set_min_proto_version");
         return -1;
     }
+    /* CLEANSE_PLAINTEXT: decrypted records (AUTH lines) are wiped from OpenSSL's buffers. */
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                        SSL_OP_CIPHER_SERVER_PREFERENCE);
+                        SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_CLEANSE_PLAINTEXT);
     /* Release idle buffers: thousands of idle sessions should cost little memory. */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
                      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
