@@ -9,6 +9,9 @@
  * a Berkeley DB environment, closed, fsync'd and renamed over SOURCE.db; the directory is
  * fsync'd last, so a reader opens either the old map or the new one, never half of one.
  *
+ * map_build_aliases() reads the aliases(5) format instead (see map.h) through the same
+ * temporary-file-and-rename path; its values are normalised to "a, b, c".
+ *
  * Keys and values are stored without a terminating NUL. A map handle sees the file it opened:
  * after a rebuild, a process reopens the map (local on SIGHUP or when SOURCE.db changes). */
 #include <ctype.h>
@@ -18,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -241,9 +245,12 @@ map_build_records(const char *source, FILE *fp, DB *db, char *err, size_t errlen
     return rc;
 }
 
-/* map_build - compile SOURCE into SOURCE.db via a temporary file and rename. */
-int
-map_build(const char *source, char *err, size_t errlen)
+typedef int (*map_records_fn)(const char *source, FILE *fp, DB *db, char *err, size_t errlen);
+
+/* map_build_db - compile SOURCE into SOURCE.db with the given reader, via a temporary file
+ * and rename. */
+static int
+map_build_db(const char *source, map_records_fn records, char *err, size_t errlen)
 {
     FILE        *fp;
     DB          *db = NULL;
@@ -280,7 +287,7 @@ map_build(const char *source, char *err, size_t errlen)
         db = NULL;
         goto out;
     }
-    if (map_build_records(source, fp, db, err, errlen) == -1)
+    if (records(source, fp, db, err, errlen) == -1)
         goto out_unlink;
     ret = db->close(db, 0);
     db = NULL;
@@ -318,4 +325,211 @@ out:
     free(tmp);
     free(path);
     return rc;
+}
+
+/* map_build - compile SOURCE (`key value` lines) into SOURCE.db. */
+int
+map_build(const char *source, char *err, size_t errlen)
+{
+    return map_build_db(source, map_build_records, err, errlen);
+}
+
+/* map_alias_name - parse the alias name at the start of a logical line (`name:` or
+ * `"quoted name":`); on success *rest points after the colon. NULL with why set. */
+static char *
+map_alias_name(char *line, char **rest, char *why, size_t whylen)
+{
+    char *p = line, *name, *end;
+
+    if (*p == '"') {
+        name = ++p;
+        if ((end = strchr(p, '"')) == NULL) {
+            snprintf(why, whylen, "unterminated quoted alias name");
+            return NULL;
+        }
+        *end = '\0';
+        p = end + 1;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p != ':') {
+            snprintf(why, whylen, "missing ':' after alias name \"%.200s\"", name);
+            return NULL;
+        }
+    } else {
+        name = p;
+        p += strcspn(p, ": \t");
+        end = p;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p != ':') {
+            *end = '\0';
+            if (*p == '\0')
+                snprintf(why, whylen, "missing ':' after alias name \"%.200s\"", name);
+            else
+                snprintf(why, whylen, "white space in alias name \"%.200s %.50s\" (quote "
+                         "names with spaces)", name, p);
+            return NULL;
+        }
+        *end = '\0';
+    }
+    *rest = p + 1;
+    if (*name == '\0') {
+        snprintf(why, whylen, "empty alias name");
+        return NULL;
+    }
+    if (strchr(name, '@') != NULL) {
+        snprintf(why, whylen, "alias name \"%.200s\" has a domain (aliases are local parts; "
+                 "use virtual_alias_map for addresses)", name);
+        return NULL;
+    }
+    for (char *c = name; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    return name;
+}
+
+/* map_alias_targets - the targets after the colon, checked, as "a, b, c" in out. -1 with
+ * why set. Targets are separated by commas (or white space) outside double quotes. */
+static int
+map_alias_targets(const char *name, const char *p, struct buf *out, char *why, size_t whylen)
+{
+    while (*p) {
+        const char *start, *t;
+        size_t      len;
+        int         quoted = 0;
+
+        while (*p == ',' || *p == ' ' || *p == '\t')
+            p++;
+        if (*p == '\0')
+            break;
+        for (start = p; *p; p++) {
+            if (*p == '"')
+                quoted = !quoted;
+            else if (*p == '\\' && quoted && p[1] != '\0')
+                p++;
+            else if (!quoted && (*p == ',' || *p == ' ' || *p == '\t'))
+                break;
+        }
+        if (quoted) {
+            snprintf(why, whylen, "alias \"%.200s\": unterminated quote", name);
+            return -1;
+        }
+        len = (size_t)(p - start);
+        t = start + (*start == '\\' || *start == '"');
+        if (*t == '|' || *t == '/' || strncasecmp(t, ":include:", 9) == 0) {
+            snprintf(why, whylen, "alias \"%.200s\": \"%.*s\": pipes, files and :include: "
+                     "are not supported", name, (int)(len > 200 ? 200 : len), start);
+            return -1;
+        }
+        if (*t == '#') {
+            snprintf(why, whylen, "alias \"%.200s\": '#' in a value (comments go on lines of "
+                     "their own)", name);
+            return -1;
+        }
+        if (out->len > 0)
+            buf_puts(out, ", ");
+        buf_append(out, start, len);
+    }
+    if (out->len == 0) {
+        snprintf(why, whylen, "alias \"%.200s\" has no targets", name);
+        return -1;
+    }
+    return 0;
+}
+
+/* map_alias_record - parse one logical line and store it. -1 with err set. */
+static int
+map_alias_record(const char *source, unsigned lineno, char *line, DB *db, char *err,
+                 size_t errlen)
+{
+    struct buf  val;
+    char        why[512], *name, *rest;
+    DBT         k, d;
+    int         ret, rc = -1;
+
+    buf_init(&val, 64);
+    if ((name = map_alias_name(line, &rest, why, sizeof(why))) == NULL
+        || map_alias_targets(name, rest, &val, why, sizeof(why)) == -1) {
+        snprintf(err, errlen, "%s:%u: %s", source, lineno, why);
+        goto out;
+    }
+    memset(&k, 0, sizeof(k));
+    memset(&d, 0, sizeof(d));
+    k.data = name;
+    k.size = (u_int32_t)strlen(name);
+    d.data = val.data;
+    d.size = (u_int32_t)val.len;
+    ret = db->put(db, NULL, &k, &d, DB_NOOVERWRITE);
+    if (ret == DB_KEYEXIST)
+        snprintf(err, errlen, "%s:%u: duplicate alias \"%.200s\"", source, lineno, name);
+    else if (ret != 0)
+        snprintf(err, errlen, "%s:%u: db put: %s", source, lineno, db_strerror(ret));
+    else
+        rc = 0;
+out:
+    buf_release(&val);
+    return rc;
+}
+
+/* map_build_alias_records - read an aliases(5) file: logical lines are a line that starts
+ * with a non-blank character and the lines after it that start with white space; blank
+ * lines and `#` lines are skipped (also between continuation lines). */
+static int
+map_build_alias_records(const char *source, FILE *fp, DB *db, char *err, size_t errlen)
+{
+    struct buf  logical;
+    char       *line = NULL, *p;
+    size_t      cap = 0, len;
+    ssize_t     n;
+    unsigned    lineno = 0, start = 0;
+    int         rc = 0;
+
+    buf_init(&logical, 256);
+    while (rc == 0 && (n = getline(&line, &cap, fp)) != -1) {
+        lineno++;
+        len = (size_t)n;
+        if (strlen(line) != len) {
+            snprintf(err, errlen, "%s:%u: NUL byte in line", source, lineno);
+            rc = -1;
+            break;
+        }
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'
+                           || line[len - 1] == ' ' || line[len - 1] == '\t'))
+            line[--len] = '\0';
+        for (p = line; *p == ' ' || *p == '\t'; p++)
+            ;
+        if (*p == '\0' || *p == '#')
+            continue;
+        if (p != line) {
+            if (start == 0) {
+                snprintf(err, errlen, "%s:%u: continuation line without an alias before it",
+                         source, lineno);
+                rc = -1;
+                break;
+            }
+            buf_puts(&logical, " ");
+            buf_puts(&logical, p);
+            continue;
+        }
+        if (start != 0)
+            rc = map_alias_record(source, start, logical.data, db, err, errlen);
+        buf_reset(&logical);
+        buf_puts(&logical, line);
+        start = lineno;
+    }
+    if (rc == 0 && ferror(fp)) {
+        snprintf(err, errlen, "%s: read: %s", source, strerror(errno));
+        rc = -1;
+    }
+    if (rc == 0 && start != 0)
+        rc = map_alias_record(source, start, logical.data, db, err, errlen);
+    buf_release(&logical);
+    free(line);
+    return rc;
+}
+
+/* map_build_aliases - compile an aliases(5) file SOURCE into SOURCE.db (newaliases). */
+int
+map_build_aliases(const char *source, char *err, size_t errlen)
+{
+    return map_build_db(source, map_build_alias_records, err, errlen);
 }

@@ -21,5 +21,20 @@ void        map_close(struct map **);
 int         map_lookup(struct map *, const char *key, char *val, size_t vallen);
 /* map_build - compile SOURCE into SOURCE.db. -1 with "file:line: message" in err. */
 int         map_build(const char *source, char *err, size_t errlen);
+/* map_build_aliases - newaliases: compile an aliases(5) file SOURCE into SOURCE.db, read with
+ * map_open()/map_lookup() like any map (libcommon/resolve uses it as alias_map).
+ *   name: target, target, ...     one alias; the key is the name, lower-cased
+ *   "name with spaces": target    a quoted name (stored without the quotes)
+ *       , more, targets           a line starting with white space continues the alias
+ *   # comment                     blank lines and `#` lines are skipped anywhere
+ * The value stored is the targets joined with ", " (`a, b, c`). Targets are separated by
+ * commas (white space too) outside double quotes; a target is an address, a bare local name
+ * (resolve adds the first local domain) or "\name" (deliver to name, do not expand it
+ * again). Errors, reported as "file:line: message" with the line where the alias starts
+ * (no .db is written): a name with '@' or unquoted white space, a missing ':', an alias
+ * without targets, a repeated name, a continuation line with no alias before it, a '#'
+ * inside a value, and the targets Postern never delivers to: "|command", "/file",
+ * ":include:". */
+int         map_build_aliases(const char *source, char *err, size_t errlen);
 
 #endif

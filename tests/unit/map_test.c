@@ -1,4 +1,5 @@
-/* map_test - unit tests for libcommon/map: building SOURCE.db from text and looking keys up.
+/* map_test - unit tests for libcommon/map: building SOURCE.db from text (and from aliases(5)
+ * files) and looking keys up.
  *
  * Every test works in its own temporary directory under $TMPDIR (or /tmp) and removes it. */
 #include <dirent.h>
@@ -377,6 +378,144 @@ test_map_db_mode_follows_source(void)
     map_test_teardown();
 }
 
+/* test_map_aliases_build - aliases(5): names, quoted names, continuation lines, comments
+ * between them, values normalised to "a, b, c". */
+static void
+test_map_aliases_build(void)
+{
+    char        err[512] = "", val[256], src[512];
+    struct map *m;
+
+    map_test_setup();
+    snprintf(src, sizeof(src), "%s", map_test_write("aliases",
+             "# /etc/aliases\n"
+             "\n"
+             "postmaster: alice@local.test\n"
+             "Root:alice\n"
+             "staff : a,b ,  c\n"
+             "list: one,\n"
+             "  two\n"
+             "# a comment inside the continuation\n"
+             "\n"
+             "\tthree four\r\n"
+             "\"quoted Name\": \"x y\"@z.test, \\bob\n"
+             "me:   \\me,   you   \n"));
+    CHECK(map_build_aliases(src, err, sizeof(err)) == 0);
+    CHECK_STR(err, "");
+    m = map_open(src, err, sizeof(err));
+    CHECK(m != NULL);
+    if (m != NULL) {
+        CHECK(map_lookup(m, "postmaster", val, sizeof(val)) == 1);
+        CHECK_STR(val, "alice@local.test");
+        CHECK(map_lookup(m, "root", val, sizeof(val)) == 1);
+        CHECK_STR(val, "alice");
+        CHECK(map_lookup(m, "staff", val, sizeof(val)) == 1);
+        CHECK_STR(val, "a, b, c");
+        CHECK(map_lookup(m, "list", val, sizeof(val)) == 1);
+        CHECK_STR(val, "one, two, three, four");
+        CHECK(map_lookup(m, "quoted name", val, sizeof(val)) == 1);
+        CHECK_STR(val, "\"x y\"@z.test, \\bob");
+        CHECK(map_lookup(m, "me", val, sizeof(val)) == 1);
+        CHECK_STR(val, "\\me, you");
+        CHECK(map_lookup(m, "two", val, sizeof(val)) == 0);
+        CHECK(map_lookup(m, "\"quoted name\"", val, sizeof(val)) == 0);
+        map_close(&m);
+    }
+    CHECK(map_test_count_files() == 2);
+    map_test_teardown();
+}
+
+/* Table: a malformed aliases file and the "file:line: message" it must produce. */
+static const struct {
+    const char *text;
+    unsigned    line;
+    const char *message;
+} map_test_bad_aliases[] = {
+    { "a: b\nnocolon\n", 2, "missing ':' after alias name \"nocolon\"" },
+    { "a: b\nfoo bar: x\n", 2, "white space in alias name \"foo bar: x\" (quote names with "
+      "spaces)" },
+    { ": x\n", 1, "empty alias name" },
+    { "a@b.test: x\n", 1, "alias name \"a@b.test\" has a domain (aliases are local parts; use "
+      "virtual_alias_map for addresses)" },
+    { "a: b\nempty:\n", 2, "alias \"empty\" has no targets" },
+    { "a: b\nempty: , ,\n  ,\n", 2, "alias \"empty\" has no targets" },
+    { "a: b\n\nA: c\n", 3, "duplicate alias \"a\"" },
+    { "# c\n  x, y\n", 2, "continuation line without an alias before it" },
+    { "p: |/usr/bin/prog\n", 1, "alias \"p\": \"|/usr/bin/prog\": pipes, files and :include: "
+      "are not supported" },
+    { "p: ok,\n \"|/bin/sh -c x\"\n", 1, "alias \"p\": \"\"|/bin/sh -c x\"\": pipes, files and "
+      ":include: are not supported" },
+    { "f: /var/spool/file\n", 1, "alias \"f\": \"/var/spool/file\": pipes, files and "
+      ":include: are not supported" },
+    { "i: :include:/etc/list\n", 1, "alias \"i\": \":include:/etc/list\": pipes, files and "
+      ":include: are not supported" },
+    { "c: alice # the admin\n", 1, "alias \"c\": '#' in a value (comments go on lines of their "
+      "own)" },
+    { "q: \"open\n", 1, "alias \"q\": unterminated quote" },
+    { "\"q: x\n", 1, "unterminated quoted alias name" },
+    { "\"q\" x\n", 1, "missing ':' after alias name \"q\"" },
+    { "a: b\nc: d\0e\n", 2, "NUL byte in line" },
+};
+
+/* test_map_aliases_malformed - each malformed aliases file fails with file:line, no .db. */
+static void
+test_map_aliases_malformed(void)
+{
+    char err[512], src[512], want[1024], dbpath[600];
+
+    for (size_t i = 0; i < sizeof(map_test_bad_aliases) / sizeof(map_test_bad_aliases[0]);
+         i++) {
+        FILE  *fp;
+        size_t len = strlen(map_test_bad_aliases[i].text);
+
+        map_test_setup();
+        snprintf(src, sizeof(src), "%s/aliases", test_dir);
+        if (strstr(map_test_bad_aliases[i].message, "NUL") != NULL)
+            len += 1 + strlen(map_test_bad_aliases[i].text + len + 1);
+        fp = fopen(src, "w");
+        CHECK(fp != NULL);
+        if (fp != NULL) {
+            fwrite(map_test_bad_aliases[i].text, 1, len, fp);
+            fclose(fp);
+        }
+        err[0] = '\0';
+        CHECK(map_build_aliases(src, err, sizeof(err)) == -1);
+        snprintf(want, sizeof(want), "%s:%u: %s", src, map_test_bad_aliases[i].line,
+                 map_test_bad_aliases[i].message);
+        CHECK_STR(err, want);
+        snprintf(dbpath, sizeof(dbpath), "%s.db", src);
+        CHECK(!map_test_exists(dbpath));
+        CHECK(map_test_count_files() == 1);
+        map_test_teardown();
+    }
+}
+
+/* test_map_aliases_rebuild - a failed newaliases keeps the last good map; map_build() still
+ * rejects the aliases format (it has colons and continuation lines). */
+static void
+test_map_aliases_rebuild(void)
+{
+    char        err[512] = "", val[64], src[512];
+    struct map *m;
+
+    map_test_setup();
+    snprintf(src, sizeof(src), "%s", map_test_write("aliases", "root: alice\n"));
+    CHECK(map_build_aliases(src, err, sizeof(err)) == 0);
+    map_test_write("aliases", "root: bob\n  , |/bin/sh\n");
+    CHECK(map_build_aliases(src, err, sizeof(err)) == -1);
+    m = map_open(src, err, sizeof(err));
+    CHECK(m != NULL);
+    if (m != NULL) {
+        CHECK(map_lookup(m, "root", val, sizeof(val)) == 1);
+        CHECK_STR(val, "alice");
+        map_close(&m);
+    }
+    map_test_write("aliases", "root: alice,\n  bob\n");
+    CHECK(map_build(src, err, sizeof(err)) == -1);
+    CHECK(map_test_count_files() == 2);
+    map_test_teardown();
+}
+
 /* test_map_close_null - closing a NULL map is a no-op. */
 static void
 test_map_close_null(void)
@@ -404,5 +543,8 @@ main(void)
     TEST_RUN(test_map_rebuild_replaces_atomically);
     TEST_RUN(test_map_db_mode_follows_source);
     TEST_RUN(test_map_close_null);
+    TEST_RUN(test_map_aliases_build);
+    TEST_RUN(test_map_aliases_malformed);
+    TEST_RUN(test_map_aliases_rebuild);
     TEST_END();
 }
