@@ -1,7 +1,8 @@
 /* postern - the administrator's tool: `postern [-c DIR] COMMAND [ARGS]`.
  *
  * One binary, also installed as sendmail, mailq and newaliases: it looks at the name it was
- * called by first (those personalities are not implemented yet). The configuration
+ * called by first (mailq is `postern queue list`; sendmail and newaliases are not
+ * implemented yet). The configuration
  * directory is -c DIR, else $POSTERN_CONFIG, else /etc/postern (config_dir_from()). Each
  * command lives in postern_ctl.c or postern_check.c and returns the exit status: 0 success,
  * 1 failure, 2 usage error, 3 (status only) not running. */
@@ -24,6 +25,11 @@ static const struct {
     { "check",  postern_cmd_check },
     { "map",    postern_cmd_map },
     { "passwd", postern_cmd_passwd },
+    { "queue",  postern_cmd_queue },
+    { "stats",  postern_cmd_stats },
+    { "log-level", postern_cmd_log_level },
+    { "pause",  postern_cmd_pause },
+    { "resume", postern_cmd_pause },
 };
 
 void
@@ -40,7 +46,15 @@ postern_usage(FILE *f)
         "                      foreground, logging to stderr\n"
         "  stop                stop master and every daemon (waits up to 20 s)\n"
         "  reload              re-read the configuration and restart the daemons gracefully\n"
-        "  status              master and its daemons; exit 0 if running, 3 if not\n"
+        "  status              master and its daemons (pid, uptime, restarts), sessions and\n"
+        "                      queue counts; exit 0 if running, 3 if not\n"
+        "  stats [--json]      counters of every daemon: messages received, delivered,\n"
+        "                      deferred, bounced, bytes, ... (doc/status.md)\n"
+        "  log-level LEVEL     err, warn, info or debug, now, in master and the daemons\n"
+        "  pause delivery      qmgr stops starting deliveries (resume delivery undoes it)\n"
+        "  pause smtpd         smtpd stops accepting connections (resume smtpd)\n"
+        "  queue COMMAND ...   list, show, summary, hold, release, delete, retry, expire\n"
+        "                      messages (postern queue --help; doc/queue.md)\n"
         "  check [-v]          validate the configuration, its maps, the TLS certificates and\n"
         "                      keys (readable, matching) and the auth map's hashes; -v\n"
         "                      prints every setting with its effective value\n"
@@ -53,12 +67,19 @@ postern_usage(FILE *f)
         "  help                this text\n");
 }
 
-/* postern_personality - sendmail, mailq, newaliases: called by another name. */
+/* postern_personality - sendmail, mailq, newaliases: called by another name. mailq is
+ * `postern queue list` (options: selectors and --json); the configuration comes from
+ * $POSTERN_CONFIG. */
 static int
-postern_personality(const char *name)
+postern_personality(const char *name, int argc, char **argv)
 {
-    static const char *const names[] = { "sendmail", "mailq", "newaliases" };
+    static const char *const names[] = { "sendmail", "newaliases" };
 
+    if (strcmp(name, "mailq") == 0) {
+        struct postern_ctx ctx = { config_dir_from(NULL) };
+
+        return postern_mailq(&ctx, argc, argv);
+    }
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (strcmp(name, names[i]) == 0) {
             fprintf(stderr, "postern: %s: not implemented yet\n", name);
@@ -77,7 +98,7 @@ main(int argc, char **argv)
 
     self = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
     log_init("postern", 1);
-    if ((rc = postern_personality(self)) != -1)
+    if ((rc = postern_personality(self, argc, argv)) != -1)
         return rc;
 
     for (i = 1; i < argc && argv[i][0] == '-'; i++) {
@@ -103,6 +124,8 @@ main(int argc, char **argv)
     }
     if (strcmp(argv[i], "help") == 0) {
         postern_usage(stdout);
+        if (i + 1 < argc && strcmp(argv[i + 1], "queue") == 0)
+            postern_queue_usage(stdout);
         return 0;
     }
     ctx.confdir = config_dir_from(confarg);

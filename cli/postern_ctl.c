@@ -5,7 +5,8 @@
  * without -f as a child that daemonises and exits 0 only once the daemon is up, after which
  * we wait (at most POSTERN_START_WAIT_MS) for the pid file. stop sends SIGTERM and waits for
  * the pid file's lock to go; reload sends SIGHUP; status lists master and its children from
- * /proc and exits 0 if master runs, 3 if not (as LSB init scripts do). */
+ * master's control socket (postern_daemon.c: pid, uptime, restarts, sessions, queue counts),
+ * else from /proc, and exits 0 if master runs, 3 if not (as LSB init scripts do). */
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -39,7 +40,7 @@ postern_sleep_ms(long ms)
 }
 
 /* postern_load - load the configuration or print its error; NULL on error. */
-static struct config *
+struct config *
 postern_load(const struct postern_ctx *ctx)
 {
     struct config *cfg;
@@ -251,7 +252,7 @@ postern_cmd_reload(struct postern_ctx *ctx, int argc, char **argv)
 }
 
 /* postern_user - a user name for uid, or the number. */
-static void
+void
 postern_user(uid_t uid, char *out, size_t outlen)
 {
     struct passwd *pw = getpwuid(uid);
@@ -279,13 +280,19 @@ postern_cmd_status(struct postern_ctx *ctx, int argc, char **argv)
     pid_path = postern_pid_path(cfg);
     r = postern_running(pid_path, &pid);
     free(pid_path);
-    config_free(&cfg);
     if (r != 1 || postern_proc_read(pid, &mp) == -1) {
+        config_free(&cfg);
         printf("postern: not running\n");
         return POSTERN_EXIT_NOT_RUNNING;
     }
     postern_fmt_duration(postern_proc_uptime(&mp), up, sizeof(up));
     printf("postern: running (master pid %ld, up %s)\n", (long)pid, up);
+    fflush(stdout);
+    /* The control socket knows restarts, sessions and the queue; /proc is the fallback. */
+    r = postern_daemon_status(cfg);
+    config_free(&cfg);
+    if (r == 0)
+        return 0;
     kids = postern_proc_children(pid, &n);
     printf("  %-8s %-8s %-5s %-12s %s\n", "PID", "DAEMON", "SLOT", "USER", "UP");
     for (size_t i = 0; i < n; i++) {

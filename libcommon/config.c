@@ -48,6 +48,7 @@ static const struct config_key config_keys[] = {
     K_STR("mail_owner", "postern"),
     K_STR("queue_owner", "postern-q"),
     K_STR("mailbox_owner", "vmail"),
+    K_STR("admin_group", "postern-admin"),
     K_PATH("smtpd_chroot", ""),
     /* listeners */
     K_LIST("smtp_listen", ""),

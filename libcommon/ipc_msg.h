@@ -17,7 +17,7 @@
 #include "buf.h"
 #include "ipc.h"
 
-#define IPC_VERSION 3
+#define IPC_VERSION 4
 
 /* Peer kinds, named in IPC_MASTER_PEER and IPC_MASTER_HELLO. */
 enum ipc_peer_kind {
@@ -43,6 +43,7 @@ enum ipc_deliv_status {
     X(IPC_MASTER_PEER,  1, master_peer)  /* master -> daemon: a socket to a peer, +fd   */ \
     X(IPC_MASTER_HELLO, 2, master_hello) /* daemon -> master: started, ready            */ \
     X(IPC_MASTER_TLS_KEYS, 3, master_tls_keys) /* master -> smtpd: session-ticket keys  */ \
+    X(IPC_MASTER_CAPS,  4, master_caps)  /* daemon -> master: control messages it serves */ \
     X(IPC_MSG_OPEN,    10, msg_open)     /* smtpd -> qmgr: new message                  */ \
     X(IPC_MSG_OPENED,  11, msg_opened)   /* qmgr -> smtpd: queue id, +write fd          */ \
     X(IPC_MSG_COMMIT,  12, msg_commit)   /* smtpd -> qmgr: envelope, data complete      */ \
@@ -51,7 +52,17 @@ enum ipc_deliv_status {
     X(IPC_DELIVER,     20, deliver)      /* qmgr -> agent: one recipient, +read fd      */ \
     X(IPC_DELIVERED,   21, delivered)    /* agent -> qmgr: result for that recipient    */ \
     X(IPC_RELAY,       22, relay)        /* qmgr -> smtp: one message, n rcpts, +read fd */ \
-    X(IPC_RELAYED,     23, relayed)      /* smtp -> qmgr: per-recipient results         */
+    X(IPC_RELAYED,     23, relayed)      /* smtp -> qmgr: per-recipient results         */ \
+    X(IPC_CTL_REQUEST, 30, ctl_request)  /* CLI -> master: one command per connection   */ \
+    X(IPC_CTL_HANDOFF, 31, ctl_handoff)  /* master -> qmgr: a CLI's request, +its socket */ \
+    X(IPC_CTL_MSG,     32, ctl_msg)      /* qmgr -> CLI: one queued message (show: +fd) */ \
+    X(IPC_CTL_RESULT,  33, ctl_result)   /* qmgr -> CLI: the outcome for one queue ID   */ \
+    X(IPC_CTL_DONE,    34, ctl_done)     /* -> CLI: end of the reply, overall status    */ \
+    X(IPC_CTL_STATS,   35, ctl_stats)    /* master -> CLI: daemons and their counters   */ \
+    X(IPC_CTL_COUNTERS_REQ, 36, ctl_counters_req) /* master -> daemon: send counters    */ \
+    X(IPC_CTL_COUNTERS, 37, ctl_counters) /* daemon -> master: its counters             */ \
+    X(IPC_CTL_LOG_LEVEL, 38, ctl_log_level) /* master -> daemon: new log level          */ \
+    X(IPC_CTL_PAUSE,   39, ctl_pause)    /* master -> smtpd: stop/resume accepting      */
 
 #define IPC_FIELDS_master_peer(F)                                                         \
     F(U32, kind)            /* enum ipc_peer_kind of the process at the other end */      \
@@ -138,6 +149,112 @@ enum ipc_deliv_status {
     F(U32V, status)         /* enum ipc_deliv_status per recipient */                     \
     F(STRV, dsn)            /* enhanced status code per recipient */                      \
     F(STRV, text)           /* the remote reply or our own diagnostic, per recipient */
+
+/* The control channel (public/control; doc/internals.md "Control channel"). The CLI
+ * connects, sends one CTL_REQUEST and reads frames until CTL_DONE. master serves daemon
+ * commands itself; queue commands go to qmgr as CTL_HANDOFF with the client's socket, and
+ * qmgr answers the client directly. A daemon that sends MASTER_CAPS after HELLO gets the
+ * CTL_* messages its bits name; master sends a daemon nothing it did not ask for (local
+ * and smtp treat an unknown frame from master as fatal). */
+#define IPC_CAP_COUNTERS   0x1u    /* answers CTL_COUNTERS_REQ with CTL_COUNTERS */
+#define IPC_CAP_LOG_LEVEL  0x2u    /* applies CTL_LOG_LEVEL */
+#define IPC_CAP_PAUSE      0x4u    /* smtpd: applies CTL_PAUSE (stop/resume accepting) */
+
+/* Commands (ctl_request.cmd). Q = served by qmgr, M = by master; * = admin only. */
+enum ipc_ctl_cmd {
+    IPC_CTL_LIST     = 1,          /* Q: every visible message, one CTL_MSG each */
+    IPC_CTL_SHOW     = 2,          /* Q: args[0] = qid: CTL_MSG with a read fd on the body */
+    IPC_CTL_HOLD     = 3,          /* Q*: args = qids: CTL_RESULT each */
+    IPC_CTL_RELEASE  = 4,          /* Q*: clear hold, due now */
+    IPC_CTL_DELETE   = 5,          /* Q*: records and body removed, no DSN */
+    IPC_CTL_RETRY    = 6,          /* Q*: every pending recipient due now */
+    IPC_CTL_EXPIRE   = 7,          /* Q*: lifetime over now: bounced through the DSN path */
+    IPC_CTL_PAUSE_DELIVERY  = 8,   /* Q*: qmgr stops dispatching */
+    IPC_CTL_RESUME_DELIVERY = 9,   /* Q*: qmgr dispatches again */
+    IPC_CTL_STATS_CMD = 20,        /* M: CTL_STATS (status and stats) */
+    IPC_CTL_LOG_LEVEL_CMD = 21,    /* M*: args[0] = err|warn|info|debug, to every daemon */
+    IPC_CTL_PAUSE_SMTPD  = 22,     /* M*: CTL_PAUSE{1} to every smtpd */
+    IPC_CTL_RESUME_SMTPD = 23,     /* M*: CTL_PAUSE{0} to every smtpd */
+};
+#define IPC_CTL_MAX_ARGS   100000  /* queue IDs per request */
+
+#define IPC_FIELDS_master_caps(F)                                                         \
+    F(U32, caps)            /* IPC_CAP_* */
+
+#define IPC_FIELDS_ctl_request(F)                                                         \
+    F(U32, cmd)             /* enum ipc_ctl_cmd */                                        \
+    F(STRV, args)           /* queue IDs, or the command's operand */                     \
+    F(U32, flags)           /* none defined yet: 0 */
+
+/* The uid, admin flag and user name are master's findings (SO_PEERCRED, getpwuid,
+ * getgrouplist); the request is the client's, already decoded and checked by master. */
+#define IPC_FIELDS_ctl_handoff(F)                                                         \
+    F(U32, uid)                                                                           \
+    F(U32, admin)           /* 1: root or a member of admin_group */                      \
+    F(STR, user)            /* the uid's login name, "" if it has none */                 \
+    F(U32, cmd)                                                                           \
+    F(STRV, args)                                                                         \
+    F(U32, flags)
+
+/* One message; only its pending (not final) recipients, at most IPC_CTL_RCPT_MAX of them
+ * (rcpt_omitted counts the rest). Times are seconds since the epoch; per-recipient times
+ * are u32 (enough until 2106). */
+#define IPC_CTL_RCPT_MAX   1000
+#define IPC_CTL_TEXT_MAX   300     /* bytes of a recipient's last reply that are sent */
+#define IPC_FIELDS_ctl_msg(F)                                                             \
+    F(STR, qid)                                                                           \
+    F(U32, flags)           /* QREC_F_* */                                                \
+    F(U32, active)          /* 1: a recipient is in qmgr's memory (due or in flight) */   \
+    F(U64, arrival)                                                                       \
+    F(U64, expiry)                                                                        \
+    F(U64, size)                                                                          \
+    F(STR, sender)          /* "" for <> */                                               \
+    F(U32, nrcpt)           /* recipients of the message in all, final ones included */   \
+    F(U32, rcpt_omitted)                                                                  \
+    F(STRV, rcpt)           /* address */                                                 \
+    F(STRV, orig)           /* as given at RCPT TO */                                     \
+    F(U32V, state)          /* enum qrec_state */                                         \
+    F(U32V, attempts)                                                                     \
+    F(U32V, next_attempt)                                                                 \
+    F(STRV, dsn)            /* last enhanced status code or "" */                         \
+    F(STRV, text)           /* last reply or diagnostic or "" */
+
+#define IPC_FIELDS_ctl_result(F)                                                          \
+    F(STR, qid)                                                                           \
+    F(U32, status)          /* 0 done; else an errno: ENOENT no such message, EPERM */    \
+    F(STR, text)
+
+#define IPC_FIELDS_ctl_done(F)                                                            \
+    F(U32, status)          /* 0 ok; else an errno (EPERM refused, EINVAL bad request) */ \
+    F(STR, text)            /* for the user when status != 0, or a note */
+
+/* Per daemon (parallel arrays), then every counter as (daemon index, name, value). */
+#define IPC_FIELDS_ctl_stats(F)                                                           \
+    F(U64, now)                                                                           \
+    F(U32, master_pid)                                                                    \
+    F(U64, master_uptime)   /* seconds */                                                 \
+    F(STRV, daemon)         /* "qmgr", "smtpd", ... */                                    \
+    F(U32V, slot)                                                                         \
+    F(U32V, pid)                                                                          \
+    F(U32V, uptime)         /* seconds */                                                 \
+    F(U32V, restarts)       /* of this slot since master started */                       \
+    F(U32V, answered)       /* 1: counters below are this daemon's; 0: it has none */     \
+    F(U32V, cdaemon)        /* index into the arrays above */                             \
+    F(STRV, cname)                                                                        \
+    F(BYTES, cvalue)        /* one big-endian u64 per counter */
+
+#define IPC_FIELDS_ctl_counters_req(F)                                                    \
+    F(U32, flags)           /* 0 */
+
+#define IPC_FIELDS_ctl_counters(F)                                                        \
+    F(STRV, name)           /* "messages_received", ... (doc/status.md) */                \
+    F(BYTES, value)         /* one big-endian u64 per name */
+
+#define IPC_FIELDS_ctl_log_level(F)                                                       \
+    F(U32, level)           /* enum log_level */
+
+#define IPC_FIELDS_ctl_pause(F)                                                           \
+    F(U32, paused)          /* 1: stop accepting; 0: accept again */
 
 /* DSN NOTIFY bits (msg_commit.notify, relay.notify). */
 #define IPC_NOTIFY_NEVER    0x1u

@@ -6,7 +6,8 @@
  * without -f becomes a daemon that logs to syslog; the process that started it exits 0 only
  * once the daemon has written its pid file, so `postern start` knows whether it worked. Then
  * it runs the event loop: SIGCHLD reaps and restarts daemons (master_spawn.c), a timer
- * rotates the session-ticket keys (master_tls.c), SIGHUP reloads, SIGTERM/SIGINT stop
+ * rotates the session-ticket keys (master_tls.c), public/control serves `postern` commands
+ * (master_control.c), SIGHUP reloads, SIGTERM/SIGINT stop
  * everything within MASTER_STOP_WAIT_MS and remove the pid file. master never parses
  * network input and keeps its privileges. */
 #include <errno.h>
@@ -349,10 +350,12 @@ main(int argc, char **argv)
                   (long)getuid());
 
     m.ev = ev_new();
+    m.started_ms = ev_now_ms();
     master_signals(&m);
     log_info("started pid=%ld config=%s daemon_directory=%s listeners=%zu", (long)getpid(),
              m.confdir, m.daemon_dir, m.listeners.n);
     master_tls_start(&m);
+    master_control_start(&m);
     master_spawn_start(&m);
     if (ready >= 0) {
         if (write(ready, "K", 1) != 1)
@@ -362,6 +365,7 @@ main(int argc, char **argv)
     if (ev_run(m.ev) == -1)
         log_err("event loop failed: stopping");
 
+    master_control_stop(&m);
     master_spawn_free(&m);
     master_tls_free(&m);
     master_listen_close(&m.listeners);

@@ -5,8 +5,9 @@
  * creates the queue directory layout; master_pid.c holds the pid file; master_spawn.c
  * fork+execs the daemons, brokers their peer sockets, reaps and restarts them; and
  * master_throttle.c computes the restart back-off; master_tls.c makes, rotates and hands out
- * the session-ticket keys every smtpd shares. master runs as root when started by root,
- * never parses network input and never drops its privileges. */
+ * the session-ticket keys every smtpd shares; master_control.c serves the control socket
+ * public/control (daemon commands itself, queue commands handed to qmgr). master runs as
+ * root when started by root, never parses network input and never drops its privileges. */
 #ifndef POSTERN_MASTER_H
 #define POSTERN_MASTER_H
 
@@ -19,7 +20,11 @@ struct config;
 struct ev;
 struct master_spawn;
 struct master_tls;
+struct master_control;
 struct ipc_conn;
+struct ipc_ctl_handoff;
+struct ipc_ctl_counters;
+struct buf;
 
 #define MASTER_LISTEN_BACKLOG   1024
 #define MASTER_LISTEN_MAX       64          /* listening sockets passed to smtpd */
@@ -56,6 +61,8 @@ struct master {
     struct master_listeners listeners;
     struct master_spawn    *spawn;
     struct master_tls      *tls;            /* session-ticket keys (master_tls.c) */
+    struct master_control  *control;        /* public/control (master_control.c) */
+    uint64_t                started_ms;     /* ev_now_ms() at start, for postern status */
 };
 
 /* master_listen.c */
@@ -133,5 +140,40 @@ size_t      master_spawn_running(const struct master *);   /* daemons not yet re
  * (retired ones included: they still finish their sessions). */
 void        master_spawn_tls_keys(struct master *);
 void        master_spawn_free(struct master *);
+
+/* One live daemon, as postern status shows it. */
+struct master_daemon_info {
+    const char *name;
+    unsigned    kind;                       /* enum ipc_peer_kind */
+    unsigned    slot;
+    pid_t       pid;
+    uint64_t    uptime_s;
+    unsigned    restarts;                   /* of its slot since master started */
+    uint32_t    caps;                       /* IPC_CAP_*; 0 until HELLO and CAPS */
+    int         retired;                    /* reload: finishing, not restarted */
+};
+/* master_spawn_list - every live daemon (xcalloc'd array, *out; the count returned). */
+size_t      master_spawn_list(const struct master *, struct master_daemon_info **out);
+/* master_spawn_handoff - pass a control client (fd, copied) to qmgr; -1 if no qmgr is
+ * ready or its channel is full. */
+int         master_spawn_handoff(struct master *, const struct ipc_ctl_handoff *, int fd);
+/* master_spawn_counters_req - ask every daemon with IPC_CAP_COUNTERS; how many were asked.
+ * Answers reach master_control_counters() with the same reqid. */
+size_t      master_spawn_counters_req(struct master *, uint32_t reqid);
+/* master_spawn_log_level, master_spawn_pause_smtpd - tell every daemon (every smtpd) that
+ * announced the capability; the others are named in `without` ("local[123] smtp[124]"). */
+size_t      master_spawn_log_level(struct master *, uint32_t level, struct buf *without);
+size_t      master_spawn_pause_smtpd(struct master *, int paused, struct buf *without);
+
+/* master_control.c */
+
+/* master_control_start - listen on <queue_directory>/public/control (0666); fatal on error
+ * (start-up only). */
+void        master_control_start(struct master *);
+/* master_control_counters - a daemon's answer to a counters request. */
+void        master_control_counters(struct master *, pid_t pid, uint32_t reqid,
+                                    const struct ipc_ctl_counters *);
+/* master_control_stop - close the listener and every client, unlink the socket. */
+void        master_control_stop(struct master *);
 
 #endif

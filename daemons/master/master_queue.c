@@ -53,4 +53,6 @@ master_queue_layout(const struct config *cfg, int is_root)
     master_queue_dir(path, 0555, is_root, 0, 0);
     snprintf(path, sizeof(path), "%s/body", qdir);
     master_queue_dir(path, 0700, is_root, quid, qgid);
+    snprintf(path, sizeof(path), "%s/public", qdir);
+    master_queue_dir(path, 0755, is_root, 0, 0);
 }

@@ -51,6 +51,7 @@ struct master_proc {
     uint64_t            started_ms;
     uint64_t            kill_timer;     /* retired: SIGKILL when it fires */
     int                 ready;          /* sent a valid HELLO */
+    uint32_t            caps;           /* IPC_CAP_* from its MASTER_CAPS */
 };
 
 /* A place for one daemon of the current configuration. */
@@ -62,6 +63,7 @@ struct master_slot {
     uint64_t            backoff_ms;     /* master_throttle_delay() state */
     uint64_t            restart_timer;
     int                 waiting;        /* qmgr: starts when the retired qmgr has gone */
+    unsigned            restarts;       /* exits followed by a restart (postern status) */
 };
 
 struct master_spawn {
@@ -153,7 +155,36 @@ master_spawn_broker(struct master_spawn *sp, struct master_proc *p)
     }
 }
 
-/* master_spawn_frame - a frame from a daemon on its master channel; only HELLO is valid. */
+/* master_spawn_control_frame - MASTER_CAPS or CTL_COUNTERS from a daemon that said HELLO;
+ * 1 if f was one of them (a malformed one kills the daemon: it is a bug). */
+static int
+master_spawn_control_frame(struct master_proc *p, const struct ipc_frame *f)
+{
+    struct ipc_master_caps  caps;
+    struct ipc_ctl_counters cnt;
+
+    if (!p->ready)
+        return 0;
+    if (f->type == IPC_MASTER_CAPS && ipc_master_caps_dec(f, &caps) == 0) {
+        p->caps = caps.caps;
+        log_debug("daemon=%s slot=%u pid=%ld caps=0x%x", master_spawn_name(p->kind),
+                  p->index, (long)p->pid, caps.caps);
+        return 1;
+    }
+    if (f->type == IPC_CTL_COUNTERS && ipc_ctl_counters_dec(f, &cnt) == 0) {
+        if (cnt.value_len == cnt.name_n * 8u)
+            master_control_counters(p->m, p->pid, f->reqid, &cnt);
+        else
+            log_warnx("daemon=%s pid=%ld: counters with %u names and %u value bytes",
+                      master_spawn_name(p->kind), (long)p->pid, cnt.name_n, cnt.value_len);
+        ipc_ctl_counters_clear(&cnt);
+        return 1;
+    }
+    return 0;
+}
+
+/* master_spawn_frame - a frame from a daemon on its master channel: HELLO, then CAPS and
+ * counters. */
 static void
 master_spawn_frame(struct ipc_conn *c, const struct ipc_frame *f, void *arg)
 {
@@ -170,6 +201,8 @@ master_spawn_frame(struct ipc_conn *c, const struct ipc_frame *f, void *arg)
     }
     if (f->fd >= 0)
         close(f->fd);
+    if (f->fd < 0 && master_spawn_control_frame(p, f))
+        return;
     if (f->type != IPC_MASTER_HELLO || ipc_master_hello_dec(f, &hello) == -1) {
         log_warnx("daemon=%s slot=%u pid=%ld sent a bad %s frame: killing it", name,
                   p->index, (long)p->pid, ipc_type_name(f->type));
@@ -530,6 +563,7 @@ master_spawn_exited(struct master *m, struct master_proc *p, int status)
         uint64_t delay = master_throttle_delay(ran, &s->backoff_ms);
 
         s->proc = NULL;
+        s->restarts++;
         log_warnx("daemon=%s slot=%u pid=%ld exited status=%s ran=%llums restart_in=%llus",
                   name, p->index, (long)p->pid, st, (unsigned long long)ran,
                   (unsigned long long)(delay / 1000));
@@ -608,4 +642,121 @@ master_spawn_free(struct master *m)
     free(sp->slots);
     free(sp);
     m->spawn = NULL;
+}
+
+/* master_spawn_list - a snapshot of every live daemon for postern status. */
+size_t
+master_spawn_list(const struct master *m, struct master_daemon_info **out)
+{
+    size_t n = 0, i = 0;
+    uint64_t now = ev_now_ms();
+
+    *out = NULL;
+    if (m->spawn == NULL)
+        return 0;
+    for (const struct master_proc *p = m->spawn->procs; p != NULL; p = p->next)
+        n++;
+    *out = xcalloc(n + 1, sizeof(**out));
+    for (const struct master_proc *p = m->spawn->procs; p != NULL; p = p->next, i++) {
+        struct master_daemon_info *d = &(*out)[i];
+
+        d->name = master_spawn_name(p->kind);
+        d->kind = p->kind;
+        d->slot = p->index;
+        d->pid = p->pid;
+        d->uptime_s = (now - p->started_ms) / 1000;
+        d->restarts = p->slot ? p->slot->restarts : 0;
+        d->caps = p->ready && p->chan ? p->caps : 0;
+        d->retired = p->slot == NULL;
+    }
+    return n;
+}
+
+/* master_spawn_qmgr - the running, ready qmgr of this configuration, or NULL. */
+static struct master_proc *
+master_spawn_qmgr(const struct master *m)
+{
+    if (m->spawn == NULL)
+        return NULL;
+    for (size_t i = 0; i < m->spawn->nslots; i++) {
+        struct master_proc *p = m->spawn->slots[i].proc;
+
+        if (p != NULL && p->kind == IPC_PEER_QMGR && p->ready && p->chan != NULL)
+            return p;
+    }
+    return NULL;
+}
+
+int
+master_spawn_handoff(struct master *m, const struct ipc_ctl_handoff *h, int fd)
+{
+    struct master_proc *q = master_spawn_qmgr(m);
+
+    if (q == NULL)
+        return -1;
+    return ipc_ctl_handoff_send(q->chan, 0, h, fd);
+}
+
+size_t
+master_spawn_counters_req(struct master *m, uint32_t reqid)
+{
+    struct ipc_ctl_counters_req req = { .flags = 0 };
+    size_t                      n = 0;
+
+    if (m->spawn == NULL)
+        return 0;
+    for (struct master_proc *p = m->spawn->procs; p != NULL; p = p->next) {
+        if (!p->ready || p->chan == NULL || !(p->caps & IPC_CAP_COUNTERS))
+            continue;
+        if (ipc_ctl_counters_req_send(p->chan, reqid, &req, -1) == 0)
+            n++;
+    }
+    return n;
+}
+
+/* master_spawn_cast - send a control frame to every live daemon (of kind, or any kind if
+ * kind < 0) that announced cap; the names of those that did not go into `without`. */
+static size_t
+master_spawn_cast(struct master *m, uint32_t cap, int kind, uint32_t level, int is_pause,
+                  struct buf *without)
+{
+    size_t n = 0;
+
+    if (m->spawn == NULL)
+        return 0;
+    for (struct master_proc *p = m->spawn->procs; p != NULL; p = p->next) {
+        int rc = -1;
+
+        if (kind >= 0 && (int)p->kind != kind)
+            continue;
+        if (p->ready && p->chan != NULL && (p->caps & cap)) {
+            if (is_pause) {
+                struct ipc_ctl_pause msg = { .paused = level };
+
+                rc = ipc_ctl_pause_send(p->chan, 0, &msg, -1);
+            } else {
+                struct ipc_ctl_log_level msg = { .level = level };
+
+                rc = ipc_ctl_log_level_send(p->chan, 0, &msg, -1);
+            }
+        }
+        if (rc == 0)
+            n++;
+        else
+            buf_printf(without, "%s%s[%ld]", without->len ? " " : "",
+                       master_spawn_name(p->kind), (long)p->pid);
+    }
+    return n;
+}
+
+size_t
+master_spawn_log_level(struct master *m, uint32_t level, struct buf *without)
+{
+    return master_spawn_cast(m, IPC_CAP_LOG_LEVEL, -1, level, 0, without);
+}
+
+size_t
+master_spawn_pause_smtpd(struct master *m, int paused, struct buf *without)
+{
+    return master_spawn_cast(m, IPC_CAP_PAUSE, IPC_PEER_SMTPD, (uint32_t)paused, 1, without);
 }

@@ -32,6 +32,7 @@
 #include "priv.h"
 #include "qmgr.h"
 #include "qmgr_body.h"
+#include "qmgr_ctl.h"
 #include "qmgr_route.h"
 #include "qmgr_sched.h"
 #include "qmgr_smtpd.h"
@@ -158,7 +159,36 @@ qmgr_signal(int sig, void *arg)
     qmgr_stop(sig == SIGTERM ? "SIGTERM" : "signal");
 }
 
-/* qmgr_master_frame - master hands us peer sockets; EOF means master is gone. */
+/* qmgr_master_control - the control messages master sends (we asked for them with
+ * IPC_MASTER_CAPS): a CLI client, a counters request, a new log level. 1 if f was one. */
+static int
+qmgr_master_control(const struct ipc_frame *f)
+{
+    struct ipc_ctl_counters_req req;
+    struct ipc_ctl_log_level    lvl;
+
+    switch (f->type) {
+    case IPC_CTL_HANDOFF:
+        qmgr_ctl_handoff(f);
+        return 1;
+    case IPC_CTL_COUNTERS_REQ:
+        if (f->fd >= 0 || ipc_ctl_counters_req_dec(f, &req) == -1)
+            fatalx("malformed ctl_counters_req from master");
+        qmgr_ctl_counters(qmgr_master, f->reqid);
+        return 1;
+    case IPC_CTL_LOG_LEVEL:
+        if (f->fd >= 0 || ipc_ctl_log_level_dec(f, &lvl) == -1 || lvl.level > LOG_LVL_DEBUG)
+            fatalx("malformed ctl_log_level from master");
+        log_set_level((enum log_level)lvl.level);
+        log_info("log level set to %s by postern log-level",
+                 (const char *[]){ "err", "warn", "info", "debug" }[lvl.level]);
+        return 1;
+    }
+    return 0;
+}
+
+/* qmgr_master_frame - master hands us peer sockets and control messages; EOF means master
+ * is gone. */
 static void
 qmgr_master_frame(struct ipc_conn *conn, const struct ipc_frame *f, void *arg)
 {
@@ -171,6 +201,8 @@ qmgr_master_frame(struct ipc_conn *conn, const struct ipc_frame *f, void *arg)
         qmgr_stop("master closed the channel");
         return;
     }
+    if (qmgr_master_control(f))
+        return;
     /* master is trusted: anything malformed from it is a bug. */
     if (f->type != IPC_MASTER_PEER || ipc_master_peer_dec(f, &p) == -1)
         fatalx("malformed %s from master", ipc_type_name(f->type));
@@ -370,6 +402,12 @@ main(int argc, char **argv)
     hello.pid = (uint32_t)getpid();
     if (ipc_master_hello_send(qmgr_master, 0, &hello, -1) == -1)
         fatalx("cannot send hello to master");
+    {
+        struct ipc_master_caps caps = { .caps = IPC_CAP_COUNTERS | IPC_CAP_LOG_LEVEL };
+
+        if (ipc_master_caps_send(qmgr_master, 0, &caps, -1) == -1)
+            fatalx("cannot send caps to master");
+    }
     log_info("started slot=%d retry_min=%llus retry_max=%llus lifetime=%llus "
              "local_concurrency=%u destination_concurrency=%u..%u delay_warning=%llus",
              qmgr_slot, (unsigned long long)qmgr_params.retry_min,
@@ -382,6 +420,7 @@ main(int argc, char **argv)
         log_err("event loop failed");
 
     /* Finish what this turn started, then close the environment cleanly. */
+    qmgr_ctl_shutdown();
     qmgr_smtpd_shutdown();
     qmgr_sched_shutdown();
     qmgr_store_get_stats(qmgr_db, &st);

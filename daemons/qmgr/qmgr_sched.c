@@ -82,6 +82,7 @@ struct qmgr_job {
     char                  *last_text;
     char                  *last_relay;
     uint32_t               reqid;          /* local, while in flight */
+    int                    deleted;        /* postern queue delete: no DSN for it */
     struct qmgr_transport *tr;
     struct qmgr_destq     *dq;             /* relay jobs: the destination */
     struct qmgr_agent     *agent;          /* local, while in flight */
@@ -170,6 +171,8 @@ static uint32_t                   qmgr_sched_reqid;
 static int                        qmgr_sched_dispatch_queued, qmgr_sched_flush_queued;
 static struct qmgr_sched_pending *qmgr_sched_res;
 static size_t                     qmgr_sched_nres, qmgr_sched_res_cap;
+static int                        qmgr_sched_is_paused;   /* postern pause delivery */
+static struct qmgr_sched_counters qmgr_sched_cnt;
 
 static void qmgr_sched_kick(void);
 static void qmgr_sched_scan(void);
@@ -390,6 +393,8 @@ qmgr_sched_dsn_check(struct qmgr_bounce_set *set, const struct qmgr_sched_pendin
     struct qmgr_dsn_rcpt   d;
     uint32_t               nt = j->notify;
 
+    if (j->deleted)
+        return;
     memset(&d, 0, sizeof(d));
     d.addr = j->rcpt;
     d.orcpt = j->orcpt;
@@ -561,6 +566,16 @@ qmgr_sched_result(struct qmgr_job *j, uint32_t state, const char *dsn, const cha
             p->r.next_attempt = j->expiry;
     }
     j->state = QMGR_JOB_DONE;
+    if (j->tr == &qmgr_sched_smtp) {
+        qmgr_sched_cnt.smtp_sent += state == QREC_SENT;
+        qmgr_sched_cnt.smtp_deferred += state == QREC_DEFERRED;
+        qmgr_sched_cnt.smtp_bounced += state == QREC_FAILED;
+    } else {
+        qmgr_sched_cnt.local_sent += state == QREC_SENT;
+        qmgr_sched_cnt.local_deferred += state == QREC_DEFERRED;
+        qmgr_sched_cnt.local_bounced += state == QREC_FAILED;
+    }
+    qmgr_sched_cnt.expired += p->expired;
 
     delay = now_ms > j->arrival_ms ? (double)(now_ms - j->arrival_ms) / 1000.0 : 0.0;
     if (strcmp(j->orig, j->rcpt) != 0)
@@ -914,6 +929,8 @@ qmgr_sched_dispatch_cb(void *arg)
     qmgr_sched_dispatch_queued = 0;
     if (qmgr_sched_more && qmgr_tab_count(qmgr_sched_jobs) < QMGR_SCHED_MEM_LOW)
         qmgr_sched_scan();
+    if (qmgr_sched_is_paused)
+        return;
     qmgr_sched_dispatch_local();
     qmgr_sched_dispatch_relay();
 }
@@ -1381,4 +1398,103 @@ qmgr_sched_shutdown(void)
     qmgr_sched_timer = qmgr_sched_hk = 0;
     qmgr_tab_free(&qmgr_sched_jobs);
     qmgr_tab_free(&qmgr_sched_dests);
+}
+
+/* qmgr_sched_pause - postern pause|resume delivery. */
+void
+qmgr_sched_pause(int paused)
+{
+    qmgr_sched_is_paused = paused;
+    if (!paused)
+        qmgr_sched_kick();
+}
+
+/* qmgr_sched_paused - 1 while delivery is paused. */
+int
+qmgr_sched_paused(void)
+{
+    return qmgr_sched_is_paused;
+}
+
+/* qmgr_sched_job_get - the in-memory job of (qid, index), or NULL. */
+static struct qmgr_job *
+qmgr_sched_job_get(const char *qid, uint32_t index)
+{
+    char key[QMGR_SCHED_KEY_SIZE];
+
+    if (qmgr_sched_jobs == NULL)
+        return NULL;
+    snprintf(key, sizeof(key), "%.*s/%u", QID_LEN, qid, index);
+    return qmgr_tab_get(qmgr_sched_jobs, key);
+}
+
+/* qmgr_sched_job_state - 0 not in memory, 1 due, 2 in flight (or its result pending). */
+int
+qmgr_sched_job_state(const char *qid, uint32_t index)
+{
+    struct qmgr_job *j = qmgr_sched_job_get(qid, index);
+
+    if (j == NULL)
+        return 0;
+    return j->state == QMGR_JOB_DUE ? 1 : 2;
+}
+
+/* qmgr_sched_forget - take qid's due jobs off their queues and free them. */
+void
+qmgr_sched_forget(const char *qid, uint32_t nrcpt, int deleted)
+{
+    for (uint32_t i = 0; i < nrcpt; i++) {
+        struct qmgr_job  *j = qmgr_sched_job_get(qid, i);
+        struct qmgr_jobq *q;
+
+        if (j != NULL)
+            j->deleted |= deleted;
+        if (j == NULL || j->state != QMGR_JOB_DUE)
+            continue;
+        q = j->dq ? &j->dq->due : &j->tr->due;
+        if (j->prev)
+            j->prev->next = j->next;
+        else
+            q->head = j->next;
+        if (j->next)
+            j->next->prev = j->prev;
+        else
+            q->tail = j->prev;
+        j->prev = j->next = NULL;
+        q->n--;
+        if (j->dq != NULL)
+            j->tr->ndue--;
+        qmgr_sched_job_free(j);
+    }
+}
+
+/* qmgr_sched_set_expiry - postern queue expire: jobs in memory see the new lifetime. */
+void
+qmgr_sched_set_expiry(const char *qid, uint32_t nrcpt, uint64_t expiry)
+{
+    for (uint32_t i = 0; i < nrcpt; i++) {
+        struct qmgr_job *j = qmgr_sched_job_get(qid, i);
+
+        if (j != NULL)
+            j->expiry = expiry;
+    }
+}
+
+/* qmgr_sched_wake - work was made due now: scan at once. */
+void
+qmgr_sched_wake(void)
+{
+    qmgr_sched_wake_at(qmgr_wall_ms() / 1000);
+}
+
+/* qmgr_sched_get_counters - results so far and what is in memory now. */
+void
+qmgr_sched_get_counters(struct qmgr_sched_counters *c)
+{
+    *c = qmgr_sched_cnt;
+    c->in_memory = qmgr_sched_jobs ? qmgr_tab_count(qmgr_sched_jobs) : 0;
+    c->in_flight = qmgr_sched_local.inflight;
+    for (struct qmgr_agent *a = qmgr_sched_smtp.agents; a != NULL; a = a->next)
+        for (struct qmgr_relay *r = a->relays; r != NULL; r = r->next)
+            c->in_flight += r->n;
 }

@@ -29,6 +29,33 @@ void qmgr_sched_add_agent(int fd, uint32_t kind, uint32_t id);
 void qmgr_sched_new_message(const struct qmgr_store_new *m, uint64_t arrival_ms);
 /* qmgr_sched_flush - write pending delivery results now. */
 void qmgr_sched_flush(void);
+/* Control (qmgr_ctl.c). */
+
+/* qmgr_sched_pause - 1: stop dispatching (due work stays due; results still arrive);
+ * 0: dispatch again. */
+void qmgr_sched_pause(int paused);
+int  qmgr_sched_paused(void);
+/* qmgr_sched_job_state - recipient (qid, index) in memory: 0 not, 1 due, 2 in flight. */
+int  qmgr_sched_job_state(const char *qid, uint32_t index);
+/* qmgr_sched_forget - drop the due (not in-flight) jobs of qid's nrcpt recipients from
+ * memory without a result: held or deleted messages. In-flight ones finish; deleted=1
+ * marks them so their results make no DSN (qmgr_store ignores results for recipients that
+ * no longer exist). */
+void qmgr_sched_forget(const char *qid, uint32_t nrcpt, int deleted);
+/* qmgr_sched_set_expiry - jobs of qid in memory now expire at `expiry`. */
+void qmgr_sched_set_expiry(const char *qid, uint32_t nrcpt, uint64_t expiry);
+/* qmgr_sched_wake - scan the retry index at the end of this turn (work made due now). */
+void qmgr_sched_wake(void);
+
+/* Counters since qmgr started, for `postern stats`. */
+struct qmgr_sched_counters {
+    uint64_t local_sent, local_deferred, local_bounced;
+    uint64_t smtp_sent, smtp_deferred, smtp_bounced;
+    uint64_t expired;               /* bounced because queue_lifetime ran out */
+    uint64_t in_memory, in_flight;  /* recipients, now */
+};
+void qmgr_sched_get_counters(struct qmgr_sched_counters *);
+
 /* qmgr_sched_shutdown - flush results, drop agents (jobs in flight stay due in the
  * database: the next qmgr delivers them again), free everything. */
 void qmgr_sched_shutdown(void);

@@ -56,6 +56,9 @@ struct qmgr_smtpd_pending {
     uint64_t                arrival_ms;
 };
 
+uint64_t qmgr_smtpd_received;           /* messages committed since start */
+uint64_t qmgr_smtpd_received_bytes;
+
 static struct qmgr_smtpd          *qmgr_smtpd_list;
 static struct qmgr_tab            *qmgr_smtpd_opens;     /* qid -> struct qmgr_smtpd_open */
 static struct qmgr_smtpd_pending **qmgr_smtpd_batch;
@@ -479,6 +482,8 @@ qmgr_smtpd_flush(void)
                      e->rec.msg.sender, (unsigned long long)e->rec.msg.size,
                      e->rec.msg.nrcpt);
             qmgr_smtpd_send_queued(e->owner, e->reqid, 0, e->rec.qid, "");
+            qmgr_smtpd_received++;
+            qmgr_smtpd_received_bytes += e->rec.msg.size;
             qmgr_sched_new_message(&e->rec, e->arrival_ms);
         } else {
             qmgr_smtpd_send_queued(e->owner, e->reqid, code ? (uint32_t)code : EIO,

@@ -12,6 +12,10 @@
 
 #include <stdint.h>
 
+/* Counters since start, for `postern stats`: messages committed and their body bytes. */
+extern uint64_t qmgr_smtpd_received;
+extern uint64_t qmgr_smtpd_received_bytes;
+
 /* qmgr_smtpd_add - serve a new smtpd peer on socket fd (taken over; slot id for logs). */
 void qmgr_smtpd_add(int fd, uint32_t id);
 /* qmgr_smtpd_flush - commit the open batch now (normally run at the end of a turn). */

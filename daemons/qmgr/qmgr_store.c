@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -42,6 +43,7 @@ struct qmgr_store {
     DB                     *domain;
     struct buf             *enc;
     struct qmgr_store_stats stats;
+    int                     lock_fd;    /* QMGR_STORE_LOCK, flock(LOCK_EX) while open */
 };
 
 /* One (qid, index) pair in a work list. */
@@ -118,6 +120,31 @@ qmgr_store_write_config(const char *home, char *err, size_t errlen)
     return 0;
 }
 
+/* qmgr_store_take_lock - create home/QMGR_STORE_LOCK and flock() it exclusively. An
+ * offline reader (the CLI, root or the queue owner) may hold a shared lock for the moment
+ * of a listing: we wait for it, never for long. */
+static int
+qmgr_store_take_lock(const char *home, char *err, size_t errlen)
+{
+    char path[4096];
+    int  fd;
+
+    snprintf(path, sizeof(path), "%s/%s", home, QMGR_STORE_LOCK);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd == -1) {
+        snprintf(err, errlen, "open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    while (flock(fd, LOCK_EX) == -1) {
+        if (errno != EINTR) {
+            snprintf(err, errlen, "flock %s: %s", path, strerror(errno));
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
 /* qmgr_store_open_db - open (create) one btree of the environment. */
 static int
 qmgr_store_open_db(struct qmgr_store *s, DB **dbp, const char *file, char *err, size_t errlen)
@@ -156,8 +183,14 @@ qmgr_store_open(const char *home, char *err, size_t errlen)
         return NULL;
     s = xcalloc(1, sizeof(*s));
     s->enc = buf_new(512);
+    if ((s->lock_fd = qmgr_store_take_lock(home, err, errlen)) == -1) {
+        buf_free(&s->enc);
+        free(s);
+        return NULL;
+    }
     if ((ret = db_env_create(&s->env, 0)) != 0) {
         snprintf(err, errlen, "db_env_create: %s", db_strerror(ret));
+        close(s->lock_fd);
         buf_free(&s->enc);
         free(s);
         return NULL;
@@ -168,6 +201,7 @@ qmgr_store_open(const char *home, char *err, size_t errlen)
     if ((ret = s->env->open(s->env, home, flags, 0600)) != 0) {
         snprintf(err, errlen, "open environment %s: %s", home, db_strerror(ret));
         s->env->close(s->env, 0);
+        close(s->lock_fd);
         buf_free(&s->enc);
         free(s);
         return NULL;
@@ -205,6 +239,8 @@ qmgr_store_close(struct qmgr_store **sp)
     }
     if ((ret = s->env->close(s->env, 0)) != 0)
         log_warnx("db environment close: %s", db_strerror(ret));
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);          /* releases the flock: offline readers may go on */
     buf_free(&s->enc);
     free(s);
     *sp = NULL;
@@ -999,4 +1035,247 @@ qmgr_store_get_stats(struct qmgr_store *s, struct qmgr_store_stats *st)
         st->log_syncs = ls->st_scount;
         free(ls);
     }
+}
+
+/* qmgr_store_get_rcpts - all recipient records of one message, in index order. */
+int
+qmgr_store_get_rcpts(struct qmgr_store *s, const char *qid, struct qrec_rcpt **vp,
+                     uint32_t **idxp, uint32_t *np)
+{
+    uint8_t           k[QREC_KEY_RCPT_LEN];
+    DBC              *c;
+    DBT               key, val;
+    struct qrec_rcpt *v = NULL;
+    uint32_t         *idx = NULL, n = 0, cap = 0, index;
+    char              kq[QID_SIZE];
+    int               ret;
+
+    *vp = NULL;
+    *idxp = NULL;
+    *np = 0;
+    if ((ret = s->rcpt->cursor(s->rcpt, NULL, &c, 0)) != 0) {
+        log_warnx("db cursor: %s", db_strerror(ret));
+        return -1;
+    }
+    qrec_key_rcpt(k, qid, 0);
+    qmgr_store_dbt(&key, k, sizeof(k));
+    memset(&val, 0, sizeof(val));
+    for (ret = c->get(c, &key, &val, DB_SET_RANGE); ret == 0;
+         ret = c->get(c, &key, &val, DB_NEXT)) {
+        if (qrec_key_rcpt_dec(key.data, key.size, kq, &index) == -1
+            || memcmp(kq, qid, QID_LEN) != 0)
+            break;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            v = xrealloc(v, cap * sizeof(*v));
+            idx = xrealloc(idx, cap * sizeof(*idx));
+        }
+        if (qrec_rcpt_dec(val.data, val.size, &v[n]) == -1) {
+            log_warnx("%s: recipient %u record corrupt, set aside", qid, index);
+            continue;
+        }
+        idx[n++] = index;
+    }
+    c->close(c);
+    if (ret != 0 && ret != DB_NOTFOUND) {
+        log_warnx("%s: db read recipients: %s", qid, db_strerror(ret));
+        for (uint32_t i = 0; i < n; i++)
+            qrec_rcpt_clear(&v[i]);
+        free(v);
+        free(idx);
+        return -1;
+    }
+    *vp = v;
+    *idxp = idx;
+    *np = n;
+    return 0;
+}
+
+/* qmgr_store_next_msg - walk the envelopes in queue ID order, one at a time. */
+int
+qmgr_store_next_msg(struct qmgr_store *s, const char *after, char qid_out[QID_SIZE],
+                    struct qrec_msg *out)
+{
+    uint8_t k[QREC_KEY_MSG_LEN];
+    DBC    *c;
+    DBT     key, val;
+    int     ret, rc = 1;
+
+    if ((ret = s->msg->cursor(s->msg, NULL, &c, 0)) != 0) {
+        log_warnx("db cursor: %s", db_strerror(ret));
+        return -1;
+    }
+    memset(&key, 0, sizeof(key));
+    memset(&val, 0, sizeof(val));
+    if (after[0] != '\0') {
+        qrec_key_msg(k, after);
+        qmgr_store_dbt(&key, k, sizeof(k));
+        ret = c->get(c, &key, &val, DB_SET_RANGE);
+    } else {
+        ret = c->get(c, &key, &val, DB_FIRST);
+    }
+    for (; ret == 0; ret = c->get(c, &key, &val, DB_NEXT)) {
+        if (key.size != QREC_KEY_MSG_LEN)
+            continue;
+        if (after[0] != '\0' && memcmp(key.data, after, QID_LEN) <= 0)
+            continue;
+        memcpy(qid_out, key.data, QID_LEN);
+        qid_out[QID_LEN] = '\0';
+        if (qrec_msg_dec(val.data, val.size, out) == -1) {
+            log_warnx("%s: envelope record corrupt, set aside", qid_out);
+            continue;
+        }
+        rc = 0;
+        break;
+    }
+    c->close(c);
+    if (ret != 0 && ret != DB_NOTFOUND) {
+        log_warnx("db read envelopes: %s", db_strerror(ret));
+        return -1;
+    }
+    return rc;
+}
+
+/* qmgr_store_due_now - under txn: every pending recipient of qid due at `now`. */
+static int
+qmgr_store_due_now(struct qmgr_store *s, DB_TXN *txn, const char *qid, uint32_t nrcpt,
+                   uint64_t now)
+{
+    uint8_t          k[QREC_KEY_RCPT_LEN], rk[QREC_KEY_RETRY_LEN];
+    DBT              key, val;
+    struct qrec_rcpt r;
+    int              ret;
+
+    for (uint32_t i = 0; i < nrcpt; i++) {
+        qrec_key_rcpt(k, qid, i);
+        qmgr_store_dbt(&key, k, sizeof(k));
+        memset(&val, 0, sizeof(val));
+        if ((ret = s->rcpt->get(s->rcpt, txn, &key, &val, DB_RMW)) == DB_NOTFOUND)
+            continue;
+        if (ret != 0)
+            return ret;
+        if (qrec_rcpt_dec(val.data, val.size, &r) == -1)
+            continue;
+        if (qrec_state_final(r.state) || r.next_attempt == now) {
+            qrec_rcpt_clear(&r);
+            continue;
+        }
+        ret = qmgr_store_del_index(s, txn, qid, i, &r, 0);
+        r.next_attempt = now;
+        if (ret == 0)
+            ret = qmgr_store_put_rcpt(s, txn, qid, i, &r);
+        if (ret == 0) {
+            qrec_key_retry(rk, now, qid, i);
+            ret = qmgr_store_put(s->retry, txn, rk, sizeof(rk), "", 0);
+        }
+        qrec_rcpt_clear(&r);
+        if (ret != 0)
+            return ret;
+    }
+    return 0;
+}
+
+/* qmgr_store_admin - one administrative change to one message, in one transaction. */
+int
+qmgr_store_admin(struct qmgr_store *s, const char *qid, enum qmgr_store_op op, uint64_t now,
+                 uint32_t *nrcpt)
+{
+    uint8_t         k[QREC_KEY_MSG_LEN];
+    DBT             key, val;
+    DB_TXN         *txn;
+    struct qrec_msg m;
+    int             ret, changed = 0;
+
+    *nrcpt = 0;
+    if ((ret = s->env->txn_begin(s->env, NULL, &txn, DB_TXN_WRITE_NOSYNC)) != 0) {
+        log_warnx("db txn_begin: %s", db_strerror(ret));
+        return -1;
+    }
+    qrec_key_msg(k, qid);
+    qmgr_store_dbt(&key, k, sizeof(k));
+    memset(&val, 0, sizeof(val));
+    if ((ret = s->msg->get(s->msg, txn, &key, &val, DB_RMW)) != 0) {
+        txn->abort(txn);
+        if (ret == DB_NOTFOUND)
+            return 1;
+        log_warnx("%s: db read envelope: %s", qid, db_strerror(ret));
+        return -1;
+    }
+    if (qrec_msg_dec(val.data, val.size, &m) == -1) {
+        txn->abort(txn);
+        log_warnx("%s: envelope record corrupt, set aside", qid);
+        return -1;
+    }
+    *nrcpt = m.nrcpt;
+    switch (op) {
+    case QMGR_STORE_HOLD:
+        changed = !(m.flags & QREC_F_HOLD);
+        m.flags |= QREC_F_HOLD;
+        break;
+    case QMGR_STORE_RELEASE:
+        changed = (m.flags & QREC_F_HOLD) != 0;
+        m.flags &= ~QREC_F_HOLD;
+        ret = qmgr_store_due_now(s, txn, qid, m.nrcpt, now);
+        break;
+    case QMGR_STORE_RETRY:
+        ret = qmgr_store_due_now(s, txn, qid, m.nrcpt, now);
+        break;
+    case QMGR_STORE_EXPIRE:
+        changed = m.expiry != now;
+        m.expiry = now;
+        ret = qmgr_store_due_now(s, txn, qid, m.nrcpt, now);
+        break;
+    case QMGR_STORE_DELETE:
+        ret = qmgr_store_remove(s, txn, qid);
+        break;
+    }
+    if (ret == 0 && changed) {
+        buf_reset(s->enc);
+        ret = qrec_msg_enc(s->enc, &m) == -1 ? EINVAL
+              : qmgr_store_put(s->msg, txn, k, sizeof(k), s->enc->data, s->enc->len);
+    }
+    qrec_msg_clear(&m);
+    if (ret != 0) {
+        txn->abort(txn);
+        log_warnx("%s: administrative change failed: %s", qid,
+                  ret == EINVAL ? "record too large" : db_strerror(ret));
+        return -1;
+    }
+    if ((ret = txn->commit(txn, DB_TXN_WRITE_NOSYNC)) != 0) {
+        log_warnx("%s: db commit: %s", qid, db_strerror(ret));
+        return -1;
+    }
+    return 0;
+}
+
+/* qmgr_store_count - walk the envelopes: how many, how many held, how many bytes. */
+int
+qmgr_store_count(struct qmgr_store *s, uint64_t *msgs, uint64_t *held, uint64_t *bytes)
+{
+    DBC            *c;
+    DBT             key, val;
+    struct qrec_msg m;
+    int             ret;
+
+    *msgs = *held = *bytes = 0;
+    if ((ret = s->msg->cursor(s->msg, NULL, &c, 0)) != 0) {
+        log_warnx("db cursor: %s", db_strerror(ret));
+        return -1;
+    }
+    memset(&key, 0, sizeof(key));
+    memset(&val, 0, sizeof(val));
+    while ((ret = c->get(c, &key, &val, DB_NEXT)) == 0) {
+        if (qrec_msg_dec(val.data, val.size, &m) == -1)
+            continue;
+        (*msgs)++;
+        *held += (m.flags & QREC_F_HOLD) != 0;
+        *bytes += m.size;
+        qrec_msg_clear(&m);
+    }
+    c->close(c);
+    if (ret != DB_NOTFOUND) {
+        log_warnx("db read envelopes: %s", db_strerror(ret));
+        return -1;
+    }
+    return 0;
 }

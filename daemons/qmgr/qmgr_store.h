@@ -119,4 +119,40 @@ int  qmgr_store_has_msg(struct qmgr_store *, const char *qid);
 
 void qmgr_store_get_stats(struct qmgr_store *, struct qmgr_store_stats *);
 
+/* Administration (the control channel, qmgr_ctl.c). */
+
+/* qmgr_store_get_rcpts - every recipient record of qid in index order (final ones too):
+ * *v (xcalloc'd, free each with qrec_rcpt_clear then free(*v)) and their indexes in *idx.
+ * Corrupt records are skipped. 0, or -1 on a database error (nothing returned). */
+int  qmgr_store_get_rcpts(struct qmgr_store *, const char *qid, struct qrec_rcpt **v,
+                          uint32_t **idx, uint32_t *n);
+
+/* qmgr_store_next_msg - the first envelope whose queue ID sorts after `after` ("" = from
+ * the start): qid_out and *out (clear it after). 0 found, 1 none left, -1 error. Corrupt
+ * envelopes are logged and skipped. */
+int  qmgr_store_next_msg(struct qmgr_store *, const char *after, char qid_out[QID_SIZE],
+                         struct qrec_msg *out);
+
+enum qmgr_store_op {
+    QMGR_STORE_HOLD,                  /* set QREC_F_HOLD */
+    QMGR_STORE_RELEASE,               /* clear it; pending recipients due at `now` */
+    QMGR_STORE_RETRY,                 /* pending recipients due at `now` */
+    QMGR_STORE_EXPIRE,                /* expiry = now; pending recipients due at `now` */
+    QMGR_STORE_DELETE,                /* remove every record (the caller unlinks the body) */
+};
+/* qmgr_store_admin - apply op to message qid in one transaction (DB_TXN_WRITE_NOSYNC:
+ * like delivery results, a power loss may undo it, never half of it). *nrcpt gets the
+ * envelope's recipient count. 0 done, 1 no such message, -1 error (logged). */
+int  qmgr_store_admin(struct qmgr_store *, const char *qid, enum qmgr_store_op op,
+                      uint64_t now, uint32_t *nrcpt);
+
+/* qmgr_store_count - messages, held messages and body bytes in the queue (a walk over the
+ * envelopes: O(queue size), for `postern status`). */
+int  qmgr_store_count(struct qmgr_store *, uint64_t *msgs, uint64_t *held, uint64_t *bytes);
+
+/* The lock file db/QMGR_STORE_LOCK: qmgr holds an exclusive flock() on it while the
+ * environment is open; the CLI's offline reader (cli/postern_qread.c) reads the database
+ * files only while it can hold a shared one, i.e. while no qmgr runs. */
+#define QMGR_STORE_LOCK "qmgr.lock"
+
 #endif

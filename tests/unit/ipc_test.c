@@ -207,13 +207,23 @@ test_ipc_msg_roundtrip(void)
 static void
 test_ipc_msg_type_numbers(void)
 {
-    CHECK(IPC_VERSION == 3);
+    CHECK(IPC_VERSION == 4);
     CHECK(IPC_MASTER_PEER == 1 && IPC_MASTER_HELLO == 2 && IPC_MASTER_TLS_KEYS == 3);
+    CHECK(IPC_MASTER_CAPS == 4);
+    CHECK(IPC_CTL_REQUEST == 30 && IPC_CTL_HANDOFF == 31 && IPC_CTL_MSG == 32);
+    CHECK(IPC_CTL_RESULT == 33 && IPC_CTL_DONE == 34 && IPC_CTL_STATS == 35);
+    CHECK(IPC_CTL_COUNTERS_REQ == 36 && IPC_CTL_COUNTERS == 37);
+    CHECK(IPC_CTL_LOG_LEVEL == 38 && IPC_CTL_PAUSE == 39);
+    CHECK(IPC_CTL_LIST == 1 && IPC_CTL_SHOW == 2 && IPC_CTL_HOLD == 3 && IPC_CTL_RELEASE == 4);
+    CHECK(IPC_CTL_DELETE == 5 && IPC_CTL_RETRY == 6 && IPC_CTL_EXPIRE == 7);
+    CHECK(IPC_CTL_PAUSE_DELIVERY == 8 && IPC_CTL_RESUME_DELIVERY == 9);
+    CHECK(IPC_CTL_STATS_CMD == 20 && IPC_CTL_LOG_LEVEL_CMD == 21);
+    CHECK(IPC_CTL_PAUSE_SMTPD == 22 && IPC_CTL_RESUME_SMTPD == 23);
     CHECK(IPC_MSG_OPEN == 10 && IPC_MSG_OPENED == 11 && IPC_MSG_COMMIT == 12);
     CHECK(IPC_MSG_ABORT == 13 && IPC_MSG_QUEUED == 14);
     CHECK(IPC_DELIVER == 20 && IPC_DELIVERED == 21);
     CHECK(IPC_RELAY == 22 && IPC_RELAYED == 23);
-    CHECK(NMSG == 12);
+    CHECK(NMSG == 23);
 }
 
 /* test_ipc_msg_golden - encoders produce exactly the documented bytes. */
