@@ -59,13 +59,30 @@ qmgr_dest_idle(const struct qmgr_dest *d, uint64_t now)
     return d->fails == 0 && (d->paused_until == 0 || now >= d->paused_until);
 }
 
+/* qmgr_dest_session_refused - the agent's text says the server refused the session, not
+ * this recipient: "host X said: 421 ..." or a reply to the greeting or to EHLO. */
+static int
+qmgr_dest_session_refused(const char *text)
+{
+    const char *said;
+
+    if (text == NULL)
+        return 0;
+    if (strstr(text, "(in reply to the initial greeting command)") != NULL ||
+        strstr(text, "(in reply to EHLO command)") != NULL)
+        return 1;
+    said = strstr(text, " said: ");
+    return said != NULL && strncmp(said + 7, "421", 3) == 0;
+}
+
 /* qmgr_dest_classify - connection failure or contact. */
 enum qmgr_dest_outcome
-qmgr_dest_classify(const char *relay, const uint32_t *status, const char *const *dsn, size_t n)
+qmgr_dest_classify(const char *relay, const uint32_t *status, const char *const *dsn,
+                   const char *const *text, size_t n)
 {
     size_t i;
     int    no_server = relay == NULL || relay[0] == '\0' || strcmp(relay, "none") == 0;
-    int    all_44 = 1;
+    int    all_44 = 1, all_refused = 1;
 
     if (n == 0)
         return QMGR_DEST_NEUTRAL;
@@ -74,6 +91,8 @@ qmgr_dest_classify(const char *relay, const uint32_t *status, const char *const 
             return QMGR_DEST_REACHED;
         if (dsn == NULL || dsn[i] == NULL || strncmp(dsn[i], "4.4.", 4) != 0)
             all_44 = 0;
+        if (text == NULL || !qmgr_dest_session_refused(text[i]))
+            all_refused = 0;
     }
-    return no_server || all_44 ? QMGR_DEST_CONN_FAIL : QMGR_DEST_REACHED;
+    return no_server || all_44 || all_refused ? QMGR_DEST_CONN_FAIL : QMGR_DEST_REACHED;
 }

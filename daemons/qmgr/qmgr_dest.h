@@ -42,10 +42,12 @@ int  qmgr_dest_paused(struct qmgr_dest *, uint64_t now);
 int  qmgr_dest_idle(const struct qmgr_dest *, uint64_t now);
 
 /* qmgr_dest_classify - the outcome of one IPC_RELAYED answer: relay is its relay field,
- * status[i] and dsn[i] the per-recipient results. CONN_FAIL when every recipient is
- * temporary and no server answered (relay empty or "none", or every dsn is 4.4.x, the
- * routing and connection class); REACHED otherwise. */
+ * status[i], dsn[i] and text[i] the per-recipient results. CONN_FAIL when every recipient
+ * is temporary and no server took the session: no server answered (relay empty or "none",
+ * or every dsn is 4.4.x, the routing and connection class), or every reply refused the
+ * session itself (a 421, or a 4xx to the greeting or to EHLO); REACHED otherwise. */
 enum qmgr_dest_outcome qmgr_dest_classify(const char *relay, const uint32_t *status,
-                                          const char *const *dsn, size_t n);
+                                          const char *const *dsn, const char *const *text,
+                                          size_t n);
 
 #endif

@@ -1237,7 +1237,7 @@ qmgr_sched_relayed(struct qmgr_agent *a, const struct ipc_frame *f)
     }
     dq = r->dq;
     qmgr_sched_relay_unlink(r);
-    outcome = qmgr_dest_classify(d.relay, d.status, d.dsn, d.rcpt_index_n);
+    outcome = qmgr_dest_classify(d.relay, d.status, d.dsn, d.text, d.rcpt_index_n);
     if (d.relay[0] != '\0')
         snprintf(relay, sizeof(relay), "%s%s%s", d.relay, d.tls[0] ? ", tls=" : "", d.tls);
     else

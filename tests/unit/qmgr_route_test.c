@@ -320,13 +320,29 @@ test_qmgr_dest_classify(void)
     static const char *const d44[] = { "4.4.1", "4.4.2" };
     static const char *const d45[] = { "4.4.1", "4.5.3" };
 
-    CHECK(qmgr_dest_classify("", temp2, d45, 2) == QMGR_DEST_CONN_FAIL);
-    CHECK(qmgr_dest_classify("none", temp2, d45, 2) == QMGR_DEST_CONN_FAIL);
-    CHECK(qmgr_dest_classify("mx[192.0.2.1]:25", temp2, d44, 2) == QMGR_DEST_CONN_FAIL);
-    CHECK(qmgr_dest_classify("mx[192.0.2.1]:25", temp2, d45, 2) == QMGR_DEST_REACHED);
-    CHECK(qmgr_dest_classify("", mixed, d44, 2) == QMGR_DEST_REACHED);
-    CHECK(qmgr_dest_classify("mx[192.0.2.1]:25", perm, d44, 1) == QMGR_DEST_REACHED);
-    CHECK(qmgr_dest_classify("", temp2, d44, 0) == QMGR_DEST_NEUTRAL);
+    CHECK(qmgr_dest_classify("", temp2, d45, NULL, 2) == QMGR_DEST_CONN_FAIL);
+    CHECK(qmgr_dest_classify("none", temp2, d45, NULL, 2) == QMGR_DEST_CONN_FAIL);
+    CHECK(qmgr_dest_classify("mx[192.0.2.1]:25", temp2, d44, NULL, 2) == QMGR_DEST_CONN_FAIL);
+    CHECK(qmgr_dest_classify("mx[192.0.2.1]:25", temp2, d45, NULL, 2) == QMGR_DEST_REACHED);
+    CHECK(qmgr_dest_classify("", mixed, d44, NULL, 2) == QMGR_DEST_REACHED);
+    CHECK(qmgr_dest_classify("mx[192.0.2.1]:25", perm, d44, NULL, 1) == QMGR_DEST_REACHED);
+    CHECK(qmgr_dest_classify("", temp2, d44, NULL, 0) == QMGR_DEST_NEUTRAL);
+    /* The server took the connection but refused the session: a site failure too. */
+    {
+        static const char *const d43[] = { "4.3.2", "4.3.2" };
+        static const char *const greet[] = {
+            "host mx[192.0.2.1] said: 421 4.3.2 busy (in reply to the initial greeting command)",
+            "host mx[192.0.2.1] said: 421 4.3.2 busy (in reply to the initial greeting command)",
+        };
+        static const char *const rcpt[] = {
+            "host mx[192.0.2.1] said: 450 4.2.0 busy (in reply to RCPT TO command)",
+            "host mx[192.0.2.1] said: 421 4.3.2 closing (in reply to RCPT TO command)",
+        };
+
+        CHECK(qmgr_dest_classify("mx[192.0.2.1]:25", temp2, d43, greet, 2) ==
+              QMGR_DEST_CONN_FAIL);
+        CHECK(qmgr_dest_classify("mx[192.0.2.1]:25", temp2, d43, rcpt, 2) == QMGR_DEST_REACHED);
+    }
 }
 
 int
