@@ -2,9 +2,11 @@
  *
  * Started by master as `smtpd -c DIR -i SLOT [-d]` (doc/internals.md): fd 3 is the master
  * channel, fds 4.. are listening sockets named by $POSTERN_LISTENERS (smtp, submission,
- * smtps). We read the config, open the mailbox and auth maps, load the TLS certificates and
- * keys (a bad one is fatal: master logs it and throttles the restarts), drop privileges
- * (mail_owner, chrooted to smtpd_chroot or <queue_directory>/empty) when root, say HELLO to
+ * smtps). We read the config, open the recipient maps (libcommon/resolve: virtual_alias_map,
+ * alias_map, mailbox_map) and the auth map, load the TLS certificates and keys (a map that
+ * cannot be opened or a bad key is fatal: master logs it and throttles the restarts), drop
+ * privileges (mail_owner, chrooted to smtpd_chroot or <queue_directory>/empty) when root,
+ * start the password-check threads (after the drop and with signals blocked), say HELLO to
  * master and serve sessions until SIGTERM (graceful: idle sessions get 421, transactions get
  * SMTPD_STOP_GRACE_MS; this is also how a reload replaces us, so established TLS sessions
  * finish on the context they started with) or until master goes away. Session-ticket keys
@@ -74,6 +76,7 @@ smtpd_session_gone(struct smtpd_session *s)
 {
     (void)s;
     smtpd.nsessions--;
+    smtpd.stats.sessions = smtpd.nsessions;
     if (smtpd.stopping && smtpd.nsessions == 0)
         ev_stop(smtpd.ev);
 }
@@ -499,7 +502,6 @@ smtpd_configure(void)
     smtpd.tls_handshake_timeout_ms = config_time_ms(cfg, "smtpd_tls_handshake_timeout");
     smtpd.auth_failure_delay_ms = config_time_ms(cfg, "smtpd_auth_failure_delay");
     smtpd.auth_failure_limit = config_int(cfg, "smtpd_auth_failure_limit");
-    smtpd.relay_domains = config_list(cfg, "relay_domains", &smtpd.nrelay_domains);
     smtpd_mynetworks();
     if (smtpd.tls_handshake_timeout_ms == 0)
         smtpd.tls_handshake_timeout_ms = 30000;
@@ -542,13 +544,11 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     /* Everything we will ever open, before the chroot. */
-    if (*config_path(smtpd.cfg, "mailbox_map") != '\0') {
-        smtpd.mailbox_map = map_open(config_path(smtpd.cfg, "mailbox_map"), err, sizeof(err));
-        if (smtpd.mailbox_map == NULL)
-            fatalx("mailbox_map: %s", err);
-    } else {
+    if (*config_path(smtpd.cfg, "mailbox_map") == '\0')
         log_warnx("mailbox_map is empty: every local recipient is unknown");
-    }
+    smtpd.resolve = resolve_open(smtpd.cfg, err, sizeof(err));
+    if (smtpd.resolve == NULL)
+        fatalx("%s", err);           /* "virtual_alias_map: path: reason" */
     if (*config_path(smtpd.cfg, "smtpd_auth_map") != '\0') {
         smtpd.auth_map = map_open(config_path(smtpd.cfg, "smtpd_auth_map"), err, sizeof(err));
         if (smtpd.auth_map == NULL)
@@ -581,6 +581,8 @@ main(int argc, char **argv)
     if (ev_signal(smtpd.ev, SIGTERM, smtpd_sigterm, NULL) == -1
         || ev_signal(smtpd.ev, SIGINT, smtpd_sigterm, NULL) == -1)
         fatal("signals");
+    if (smtpd.auth_map != NULL)
+        smtpd.pwcheck = smtpd_pwcheck_new(smtpd.ev, SMTPD_PWCHECK_THREADS);
     (void)fcntl(3, F_SETFL, fcntl(3, F_GETFL) | O_NONBLOCK);
     (void)fcntl(3, F_SETFD, FD_CLOEXEC);
     smtpd.master = ipc_conn_new(smtpd.ev, 3, smtpd_master_frame, NULL);
@@ -602,7 +604,8 @@ main(int argc, char **argv)
     ev_timer_del(smtpd.ev, smtpd_stop_timer);
     ipc_conn_free(&smtpd.qmgr);
     ipc_conn_free(&smtpd.master);
-    map_close(&smtpd.mailbox_map);
+    smtpd_pwcheck_free(&smtpd.pwcheck);
+    resolve_close(&smtpd.resolve);
     map_close(&smtpd.auth_map);
     tls_ctx_free(&smtpd.tls);
     log_info("stopped");

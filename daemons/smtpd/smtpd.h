@@ -3,10 +3,12 @@
  * smtpd.c owns the process (start-up, listeners, TLS context and ticket keys, master and
  * qmgr channels, signals), smtpd_session.c a client connection (plain or TLS I/O, STARTTLS
  * and SMTPS handshakes, buffers, timers, the input loop), smtpd_cmd.c the commands
- * (STARTTLS, AUTH, relay permission), smtpd_data.c the DATA phase and the talk with qmgr
- * about one message. All protocol parsing is in libsmtp and all TLS in libtls; this daemon
- * only decides and does I/O. Everything here runs on one event loop; a session never blocks
- * except on its own spool file (and, for now, on one password hash check). */
+ * (recipients through libcommon/resolve, STARTTLS, AUTH, relay permission), smtpd_data.c
+ * the DATA phase and the talk with qmgr about one message, smtpd_pwcheck.c the worker
+ * threads that check AUTH passwords, smtpd_stats.c the counters. All protocol parsing is in
+ * libsmtp and all TLS in libtls; this daemon only decides and does I/O. Everything but the
+ * password hashing runs on one event loop; a session never blocks except on its own spool
+ * file. */
 #ifndef POSTERN_SMTPD_H
 #define POSTERN_SMTPD_H
 
@@ -22,10 +24,13 @@
 #include "map.h"
 #include "pwhash.h"
 #include "qid.h"
+#include "resolve.h"
 #include "smtp_addr.h"
 #include "smtp_auth.h"
 #include "smtp_cmd.h"
 #include "smtp_data.h"
+#include "smtpd_pwcheck.h"
+#include "smtpd_stats.h"
 #include "tls.h"
 
 #define SMTPD_IN_MAX      (64 * 1024)  /* buffered client input while a reply is pending */
@@ -56,9 +61,11 @@ struct smtpd {
     struct ev       *ev;
     struct ipc_conn *master;
     struct ipc_conn *qmgr;             /* NULL while there is no qmgr */
-    struct map      *mailbox_map;      /* NULL if mailbox_map is empty */
+    struct resolve  *resolve;          /* aliases, recipient classes, mailbox_map */
     struct map      *auth_map;         /* NULL: no AUTH */
     char             auth_dummy_hash[PWHASH_MAX];  /* checked for unknown users */
+    struct smtpd_pwcheck *pwcheck;     /* AUTH password checks; NULL without auth_map */
+    struct smtpd_stats stats;
     struct tls_ctx  *tls;              /* NULL: no certificate, no TLS */
     struct smtpd_listener *listeners;
     size_t           nlisten;
@@ -67,8 +74,6 @@ struct smtpd {
     char             banner[512];
     char *const     *local_domains;
     size_t           nlocal_domains;
-    char *const     *relay_domains;
-    size_t           nrelay_domains;
     struct cidr     *mynetworks;
     size_t           nmynetworks;
     uint64_t         size_limit;
@@ -94,6 +99,7 @@ extern struct smtpd smtpd;
 enum smtpd_state {
     SMTPD_ST_CONNECTED = 0,            /* greeting sent, no HELO/EHLO yet */
     SMTPD_ST_GREETED,                  /* HELO/EHLO done, no transaction */
+    SMTPD_ST_AUTH_CHECKING,            /* AUTH: a worker checks the password; input paused */
     SMTPD_ST_MAIL,                     /* MAIL accepted */
     SMTPD_ST_WAIT_OPEN,                /* DATA: MSG_OPEN sent, waiting for MSG_OPENED */
     SMTPD_ST_DATA,                     /* 354 sent, reading the message */
@@ -101,8 +107,9 @@ enum smtpd_state {
 };
 
 struct smtpd_rcpt {
-    char    *addr;
+    char    *addr;                     /* final recipient (after alias expansion) */
     char    *orcpt;                    /* "" if none */
+    char    *given;                    /* the RCPT TO address it came from */
     uint32_t notify;
 };
 
@@ -164,6 +171,10 @@ struct smtpd_session {
     const char      *auth_method;      /* "PLAIN" or "LOGIN" */
     long long        auth_failures;
     uint64_t         auth_timer;       /* a failure's delayed reply is pending */
+    struct smtpd_pwcheck_job *auth_job;  /* SMTPD_ST_AUTH_CHECKING: the check in progress */
+    const char      *auth_job_method;  /* ... its mechanism, */
+    int              auth_job_found;   /* whether the user is in the map, */
+    char             auth_job_name[128];  /* and the user name, made printable */
     /* the transaction */
     char            *sender;           /* "" for <> */
     struct smtp_mail_params mail;
@@ -204,6 +215,7 @@ void smtpd_cmd_txn_reset(struct smtpd_session *);
 void smtpd_cmd_auth_line(struct smtpd_session *, const char *line, size_t len);
 void smtpd_cmd_auth_abort(struct smtpd_session *, int code, const char *enh,
                           const char *text);  /* end an exchange with this reply */
+void smtpd_cmd_auth_cancel(struct smtpd_session *);  /* drop a password check in progress */
 void smtpd_cmd_session_reset(struct smtpd_session *);  /* back to before EHLO */
 
 /* smtpd_data.c */

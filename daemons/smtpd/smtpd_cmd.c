@@ -1,17 +1,27 @@
 /* smtpd_cmd - the SMTP commands: order, syntax, parameters, recipients, limits, STARTTLS, AUTH.
  *
  * Each handler gets one parsed command and answers it with exactly one reply (or hands
- * DATA on to smtpd_data, which answers when qmgr has; or a failed AUTH to a timer, which
- * answers after smtpd_auth_failure_delay while the loop serves everyone else). Every
- * failure on client input is a reply and, if it is the client's fault, counts towards
- * smtpd_error_limit. Recipients in local_domains are accepted when the mailbox map knows
- * them; others only from authenticated clients, clients in mynetworks, or for
- * relay_domains (qmgr routes them). STARTTLS is offered where a certificate is configured
- * (not on smtps, not twice) and required on submission before AUTH and MAIL; submission also
- * requires AUTH before MAIL (DESIGN: "STARTTLS then AUTH required"). AUTH PLAIN and LOGIN
- * (RFC 4954) are offered only inside TLS, on submission and smtps, with an auth map.
- * Decoded credentials live only in a struct smtp_auth that is wiped and freed when the
- * exchange ends; the lines that carried them are wiped by the caller (s->wipe_input). */
+ * DATA on to smtpd_data, which answers when qmgr has; or an AUTH password to a worker
+ * thread (smtpd_pwcheck), whose answer comes back through the loop, and a failed AUTH to a
+ * timer, which answers after smtpd_auth_failure_delay while the loop serves everyone
+ * else). Every failure on client input is a reply and, if it is the client's fault, counts
+ * towards smtpd_error_limit.
+ *
+ * RCPT: a domain outside local_domains and relay_domains is refused (554 5.7.1) unless the
+ * client is authenticated or in mynetworks; then libcommon/resolve expands the address
+ * (virtual_alias_map, alias_map) and checks local recipients against mailbox_map, and its
+ * error, if any, is the reply. Each final recipient is added once per transaction, with the
+ * RCPT address as its ORCPT when it came from an alias and the client gave none, and all of
+ * them count towards smtpd_recipient_limit. What an alias of ours expands to needs no relay
+ * permission: the administrator chose it (as in Postfix).
+ *
+ * STARTTLS is offered where a certificate is configured (not on smtps, not twice) and
+ * required on submission before AUTH and MAIL; submission also requires AUTH before MAIL
+ * (DESIGN: "STARTTLS then AUTH required"). AUTH PLAIN and LOGIN (RFC 4954) are offered only
+ * inside TLS, on submission and smtps, with an auth map. Decoded credentials live only in
+ * a struct smtp_auth that is wiped and freed when the exchange ends (a copy of the password
+ * goes to the worker, which wipes it after the check); the lines that carried them are
+ * wiped by the caller (s->wipe_input). */
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -51,6 +61,7 @@ smtpd_cmd_txn_reset(struct smtpd_session *s)
     for (i = 0; i < s->nrcpt; i++) {
         free(s->rcpts[i].addr);
         free(s->rcpts[i].orcpt);
+        free(s->rcpts[i].given);
     }
     free(s->rcpts);
     s->rcpts = NULL;
@@ -78,6 +89,7 @@ smtpd_cmd_auth_end(struct smtpd_session *s)
 void
 smtpd_cmd_session_reset(struct smtpd_session *s)
 {
+    smtpd_cmd_auth_cancel(s);
     smtpd_cmd_txn_reset(s);
     free(s->helo);
     s->helo = NULL;
@@ -235,35 +247,95 @@ smtpd_cmd_mail(struct smtpd_session *s, const struct smtp_cmd *cmd)
     smtpd_session_reply(s, 250, "2.1.0", "Ok");
 }
 
-/* smtpd_cmd_is_local - is the domain one of local_domains (ASCII case-insensitive)? */
+/* smtpd_cmd_may_relay - may this client send to a domain that is neither ours nor one we
+ * relay for? */
 static int
-smtpd_cmd_is_local(const char *domain)
+smtpd_cmd_may_relay(const struct smtpd_session *s)
+{
+    return s->auth_user != NULL || s->mynetworks;
+}
+
+/* smtpd_cmd_rcpt_fail - refuse a recipient, and log it: 5xx counts as a client error,
+ * 4xx does not. */
+static void
+smtpd_cmd_rcpt_fail(struct smtpd_session *s, int code, const char *enh, const char *text)
+{
+    smtpd.stats.recipients_rejected++;
+    log_info("reject: RCPT from [%s]: %d %s %s; from=<%s>", s->addr, code, enh, text,
+             s->sender ? s->sender : "");
+    if (code >= 500)
+        smtpd_cmd_fail(s, code, enh, "%s", text);
+    else
+        smtpd_session_reply(s, code, enh, "%s", text);
+}
+
+/* smtpd_cmd_rcpt_known - is address already a recipient of this transaction? Compared
+ * without case, as libcommon/resolve deduplicates. */
+static int
+smtpd_cmd_rcpt_known(const struct smtpd_session *s, const char *address)
 {
     size_t i;
 
-    for (i = 0; i < smtpd.nlocal_domains; i++)
-        if (strcasecmp(smtpd.local_domains[i], domain) == 0)
+    for (i = 0; i < s->nrcpt; i++)
+        if (strcasecmp(s->rcpts[i].addr, address) == 0)
             return 1;
     return 0;
 }
 
-/* smtpd_cmd_is_relay_domain - is the domain one of relay_domains? */
-static int
-smtpd_cmd_is_relay_domain(const char *domain)
+/* smtpd_cmd_rcpt_orcpt - the ORCPT to keep: the client's, else for a recipient reached
+ * through an alias the address given at RCPT (RFC 3461 4.2; utf-8 type when not ASCII). */
+static char *
+smtpd_cmd_rcpt_orcpt(const struct smtp_rcpt_params *rp, const struct resolve_rcpt *e)
 {
-    size_t i;
+    const char *p;
 
-    for (i = 0; i < smtpd.nrelay_domains; i++)
-        if (strcasecmp(smtpd.relay_domains[i], domain) == 0)
-            return 1;
-    return 0;
+    if (rp->orcpt[0] != '\0')
+        return xstrdup(rp->orcpt);
+    if (!e->expanded)
+        return xstrdup("");
+    if (strchr(e->original, '@') == NULL && smtpd.nlocal_domains > 0)   /* <postmaster> */
+        return xasprintf("rfc822;%s@%s", e->original, smtpd.local_domains[0]);
+    for (p = e->original; *p != '\0'; p++)
+        if ((unsigned char)*p >= 0x80)
+            return xasprintf("utf-8;%s", e->original);
+    return xasprintf("rfc822;%s", e->original);
 }
 
-/* smtpd_cmd_may_relay - may this client send to a domain that is not ours? */
-static int
-smtpd_cmd_may_relay(const struct smtpd_session *s, const char *domain)
+/* smtpd_cmd_rcpt_add - add the final recipients of one RCPT that are new to the
+ * transaction; 452 and nothing added if they would break smtpd_recipient_limit. */
+static void
+smtpd_cmd_rcpt_add(struct smtpd_session *s, const struct smtp_rcpt_params *rp,
+                   const struct resolve_list *l)
 {
-    return s->auth_user != NULL || s->mynetworks || smtpd_cmd_is_relay_domain(domain);
+    struct smtpd_rcpt *r;
+    size_t             i, add = 0;
+
+    for (i = 0; i < l->n; i++)
+        add += !smtpd_cmd_rcpt_known(s, l->rcpt[i].address);
+    if ((long long)(s->nrcpt + add) > smtpd.rcpt_limit) {
+        smtpd_cmd_rcpt_fail(s, 452, "4.5.3", "Error: too many recipients");
+        return;
+    }
+    for (i = 0; i < l->n; i++) {
+        const struct resolve_rcpt *e = &l->rcpt[i];
+
+        if (e->expanded)
+            log_debug("client=[%s]: <%s> -> <%s> class=%s%s", s->addr, e->original,
+                      e->address, resolve_class_name(e->cls), e->known ? "" : " unknown");
+        if (smtpd_cmd_rcpt_known(s, e->address))
+            continue;
+        if (s->nrcpt == s->rcpt_cap) {
+            s->rcpt_cap = s->rcpt_cap ? s->rcpt_cap * 2 : 4;
+            s->rcpts = xrealloc(s->rcpts, s->rcpt_cap * sizeof(*s->rcpts));
+        }
+        r = &s->rcpts[s->nrcpt++];
+        r->addr = xstrdup(e->address);
+        r->orcpt = smtpd_cmd_rcpt_orcpt(rp, e);
+        r->given = xstrdup(e->original);
+        r->notify = rp->notify;
+        smtpd.stats.recipients++;
+    }
+    smtpd_session_reply(s, 250, "2.1.5", "Ok");
 }
 
 /* smtpd_cmd_rcpt - RCPT TO:<path> [params]. */
@@ -273,11 +345,10 @@ smtpd_cmd_rcpt(struct smtpd_session *s, const struct smtp_cmd *cmd)
     struct smtp_path        path;
     struct smtp_rcpt_params rp;
     struct smtp_addr_err    err;
-    struct smtpd_rcpt      *r;
-    char                    key[SMTP_PATH_MAX + SMTP_DOMAIN_MAX + 2], val[1024];
-    const char             *domain;
+    struct resolve_list     l;
+    struct resolve_err      rerr;
+    char                    text[SMTP_REPLY_LINE_MAX];
     size_t                  end;
-    int                     found;
 
     if (s->state != SMTPD_ST_MAIL) {
         smtpd_cmd_fail(s, 503, "5.5.1", "Error: need MAIL command");
@@ -298,50 +369,22 @@ smtpd_cmd_rcpt(struct smtpd_session *s, const struct smtp_cmd *cmd)
         smtpd_cmd_fail(s, err.code, err.enh, "%s", err.text);
         return;
     }
-    if ((long long)s->nrcpt >= smtpd.rcpt_limit) {
-        smtpd_session_reply(s, 452, "4.5.3", "Error: too many recipients");
+    /* <postmaster> (RFC 5321 4.5.1) is ours when we have a local domain; an address
+     * literal is never a destination of ours */
+    if (path.is_postmaster ? smtpd.nlocal_domains == 0
+                           : path.domain_literal
+                                 || (resolve_domain_class(smtpd.resolve, path.domain)
+                                         == RESOLVE_REMOTE && !smtpd_cmd_may_relay(s))) {
+        snprintf(text, sizeof(text), "<%s>: Relay access denied", path.addr);
+        smtpd_cmd_rcpt_fail(s, 554, "5.7.1", text);
         return;
     }
-    if (path.is_postmaster) {
-        /* RFC 5321 4.5.1: <postmaster> without a domain must work */
-        if (smtpd.nlocal_domains == 0) {
-            smtpd_cmd_fail(s, 554, "5.7.1", "<%s>: Relay access denied", path.addr);
-            return;
-        }
-        domain = smtpd.local_domains[0];
-        snprintf(key, sizeof(key), "%s@%s", path.addr, domain);
-    } else {
-        domain = path.domain;
-        snprintf(key, sizeof(key), "%s", path.addr);
-    }
-    if (path.domain_literal || !smtpd_cmd_is_local(domain)) {
-        if (path.domain_literal || !smtpd_cmd_may_relay(s, domain)) {
-            smtpd_cmd_fail(s, 554, "5.7.1", "<%s>: Relay access denied", path.addr);
-            return;
-        }
-        found = 1;                    /* relayed: qmgr routes it */
-    } else {
-        found = smtpd.mailbox_map != NULL
-                    ? map_lookup(smtpd.mailbox_map, key, val, sizeof(val)) : 0;
-    }
-    if (found == -1) {
-        smtpd_session_reply(s, 451, "4.3.0", "<%s>: Temporary lookup failure", path.addr);
-        return;
-    }
-    if (found == 0) {
-        smtpd_cmd_fail(s, 550, "5.1.1", "<%s>: Recipient address rejected: User unknown",
-                       path.addr);
-        return;
-    }
-    if (s->nrcpt == s->rcpt_cap) {
-        s->rcpt_cap = s->rcpt_cap ? s->rcpt_cap * 2 : 4;
-        s->rcpts = xrealloc(s->rcpts, s->rcpt_cap * sizeof(*s->rcpts));
-    }
-    r = &s->rcpts[s->nrcpt++];
-    r->addr = xstrdup(key);
-    r->orcpt = xstrdup(rp.orcpt);
-    r->notify = rp.notify;
-    smtpd_session_reply(s, 250, "2.1.5", "Ok");
+    resolve_list_init(&l);
+    if (resolve_rcpt(smtpd.resolve, path.addr, &l, &rerr) == -1)
+        smtpd_cmd_rcpt_fail(s, rerr.code, rerr.enh, rerr.text);
+    else
+        smtpd_cmd_rcpt_add(s, &rp, &l);
+    resolve_list_free(&l);
 }
 
 /* smtpd_cmd_data - DATA: hand over to smtpd_data once the order is right. */
@@ -440,14 +483,59 @@ smtpd_cmd_auth_timer(void *arg)
     smtpd_session_resume(s);
 }
 
-/* smtpd_cmd_auth_check - user and password decoded: look them up, answer. The password
- * check runs for unknown users too, so the time taken does not tell them apart. */
+/* smtpd_cmd_auth_checked - a worker has checked the password (on the loop again): answer,
+ * or start the failure delay, then go on with the buffered input. */
+static void
+smtpd_cmd_auth_checked(int ok, void *arg)
+{
+    struct smtpd_session *s = arg;
+    const char           *method = s->auth_job_method, *name = s->auth_job_name;
+
+    s->auth_job = NULL;
+    s->state = SMTPD_ST_GREETED;
+    ok = ok && s->auth_job_found;
+    if (ok) {
+        smtpd.stats.auth_success++;
+        s->auth_user = xstrdup(name);
+        s->auth_method = method;
+        log_info("client=[%s], sasl_method=%s, sasl_username=%s", s->addr, method, name);
+        smtpd_session_reply(s, 235, "2.7.0", "Authentication successful");
+    } else {
+        smtpd.stats.auth_failure++;
+        s->auth_failures++;
+        log_info("authentication failed from [%s]: sasl_method=%s, sasl_username=%s%s, "
+                 "failures=%lld", s->addr, method, name, s->auth_job_found ? "" : " (unknown)",
+                 s->auth_failures);
+        if (smtpd.auth_failure_delay_ms == 0)
+            smtpd_cmd_auth_failed(s);
+        else
+            s->auth_timer = ev_timer_add(smtpd.ev, smtpd.auth_failure_delay_ms,
+                                         smtpd_cmd_auth_timer, s);
+    }
+    smtpd_session_resume(s);
+}
+
+/* smtpd_cmd_auth_cancel - the session ends or starts over: a check in progress is dropped
+ * (the worker finishes it; nobody hears of it). */
+void
+smtpd_cmd_auth_cancel(struct smtpd_session *s)
+{
+    if (s->auth_job == NULL)
+        return;
+    smtpd_pwcheck_cancel(smtpd.pwcheck, &s->auth_job);
+    if (s->state == SMTPD_ST_AUTH_CHECKING)
+        s->state = SMTPD_ST_GREETED;
+}
+
+/* smtpd_cmd_auth_check - user and password decoded: look the user up here (the map is the
+ * loop's), hand the password and hash to a worker thread and wait for it with input
+ * paused (SMTPD_ST_AUTH_CHECKING). The password is checked for unknown users too, against
+ * a dummy hash, so the time taken does not tell them apart. */
 static void
 smtpd_cmd_auth_check(struct smtpd_session *s, struct smtp_auth *a)
 {
-    const char *method = a->mech == SMTPD_AUTH_PLAIN ? "PLAIN" : "LOGIN";
-    char        hash[PWHASH_MAX + 1], name[128];
-    int         found, ok = 0;
+    char hash[PWHASH_MAX + 1], name[128];
+    int  found;
 
     smtpd_cmd_printable(a->user, name, sizeof(name));
     found = map_lookup(smtpd.auth_map, a->user, hash, sizeof(hash));
@@ -457,28 +545,20 @@ smtpd_cmd_auth_check(struct smtpd_session *s, struct smtp_auth *a)
         smtpd_session_reply(s, 454, "4.7.0", "Temporary authentication failure");
         return;
     }
-    if (found == 1)
-        ok = pwhash_check(a->password, hash);
-    else
-        (void)pwhash_check(a->password, smtpd.auth_dummy_hash);
+    s->auth_job = smtpd_pwcheck_submit(smtpd.pwcheck, a->password,
+                                       found == 1 ? hash : smtpd.auth_dummy_hash,
+                                       smtpd_cmd_auth_checked, s);
     explicit_bzero(hash, sizeof(hash));
-    if (ok) {
-        s->auth_user = xstrdup(name);
-        s->auth_method = method;
-        log_info("client=[%s], sasl_method=%s, sasl_username=%s", s->addr, method, name);
-        smtpd_session_reply(s, 235, "2.7.0", "Authentication successful");
+    if (s->auth_job == NULL) {
+        log_warnx("authentication from [%s]: %d password checks waiting, sasl_username=%s",
+                  s->addr, SMTPD_PWCHECK_QUEUE_MAX, name);
+        smtpd_session_reply(s, 454, "4.7.0", "Temporary authentication failure");
         return;
     }
-    s->auth_failures++;
-    log_info("authentication failed from [%s]: sasl_method=%s, sasl_username=%s%s, "
-             "failures=%lld", s->addr, method, name, found ? "" : " (unknown)",
-             s->auth_failures);
-    if (smtpd.auth_failure_delay_ms == 0) {
-        smtpd_cmd_auth_failed(s);
-        return;
-    }
-    s->auth_timer = ev_timer_add(smtpd.ev, smtpd.auth_failure_delay_ms, smtpd_cmd_auth_timer,
-                                 s);
+    s->auth_job_method = a->mech == SMTPD_AUTH_PLAIN ? "PLAIN" : "LOGIN";
+    s->auth_job_found = found == 1;
+    snprintf(s->auth_job_name, sizeof(s->auth_job_name), "%s", name);
+    s->state = SMTPD_ST_AUTH_CHECKING;
 }
 
 /* smtpd_cmd_auth_step - act on what the SASL decoder says; the exchange ends unless a

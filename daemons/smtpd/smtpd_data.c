@@ -63,8 +63,8 @@ smtpd_data_received(struct smtpd_session *s)
         buf_printf(&s->body, "\r\n\t(Authenticated sender: %s)", s->auth_user);
     buf_printf(&s->body, "\r\n\tby %s (Postern) with %s id %s", smtpd.hostname,
                smtpd_data_protocol(s), s->qid);
-    if (s->nrcpt == 1)
-        buf_printf(&s->body, "\r\n\tfor <%s>; %s\r\n", s->rcpts[0].addr, date);
+    if (s->nrcpt == 1)       /* as the client gave it: an alias's target stays private */
+        buf_printf(&s->body, "\r\n\tfor <%s>; %s\r\n", s->rcpts[0].given, date);
     else
         buf_printf(&s->body, ";\r\n\t%s\r\n", date);
 }
@@ -179,6 +179,7 @@ smtpd_data_reject(struct smtpd_session *s, int code, const char *enh, const char
 {
     log_info("%s: reject: %d %s %s; from=<%s> client=[%s]", s->qid, code, enh, text,
              s->sender ? s->sender : "", s->addr);
+    smtpd.stats.rejected++;
     smtpd_data_abort(s);
     smtpd_session_reply(s, code, enh, "%s", text);
     smtpd_cmd_txn_reset(s);
@@ -310,6 +311,8 @@ void
 smtpd_data_queued(struct smtpd_session *s, uint32_t status, const char *qid, const char *text)
 {
     if (status == 0) {
+        smtpd.stats.messages++;
+        smtpd.stats.bytes += s->body_written;
         log_info("%s: from=<%s>, size=%llu, nrcpt=%zu, client=[%s], status=queued", qid,
                  s->sender ? s->sender : "", (unsigned long long)s->body_written, s->nrcpt,
                  s->addr);

@@ -2,8 +2,9 @@
  *
  * Input is read into a bounded buffer and processed in order: command lines go to
  * smtpd_cmd (or, during an AUTH exchange, to its continuation handler), DATA bytes to
- * smtpd_data. While a session waits for qmgr (MSG_OPENED or MSG_QUEUED) or for a failed
- * AUTH's delay, nothing more is parsed; input stays buffered until SMTPD_IN_MAX and then
+ * smtpd_data. While a session waits for qmgr (MSG_OPENED or MSG_QUEUED), for a password
+ * check on a worker thread (SMTPD_ST_AUTH_CHECKING) or for a failed AUTH's delay, nothing
+ * more is parsed; input stays buffered until SMTPD_IN_MAX and then
  * the socket is simply not read. Replies collect in s->out and are written once per turn of
  * the loop, so a pipelined batch gets its replies in one write (TCP_NODELAY is set).
  *
@@ -279,7 +280,7 @@ smtpd_session_idle_timer(void *arg)
 
     s->idle_timer = 0;
     if (s->state == SMTPD_ST_WAIT_OPEN || s->state == SMTPD_ST_WAIT_QUEUED
-        || s->auth_timer != 0) {
+        || s->state == SMTPD_ST_AUTH_CHECKING || s->auth_timer != 0) {
         s->last_active = now;
         due = now + smtpd.timeout_ms;
     }
@@ -321,6 +322,7 @@ smtpd_session_tls_timeout(void *arg)
     struct smtpd_session *s = arg;
 
     s->tls_timer = 0;
+    smtpd.stats.tls_failures++;
     log_info("TLS handshake timeout from [%s] after %" PRIu64 "ms", s->addr,
              smtpd.tls_handshake_timeout_ms);
     smtpd_session_close(s, "TLS handshake timeout");
@@ -366,6 +368,7 @@ smtpd_session_tls_established(struct smtpd_session *s)
     s->tls_timer = 0;
     s->tls_phase = SMTPD_TLS_ON;
     s->last_active = ev_now_ms();
+    smtpd.stats.tls_sessions++;
     log_info("TLS connection established from [%s]: %s with cipher %s (%d/%d bits)"
              " resumed=%s sni=%s%s%s%s", s->addr, f->version, f->cipher, f->bits, f->bits,
              f->resumed ? "yes" : "no", f->sni ? f->sni : "none",
@@ -395,6 +398,7 @@ smtpd_session_tls_handshake(struct smtpd_session *s)
         s->tls_hs_events = EV_WRITE;
         break;
     default:
+        smtpd.stats.tls_failures++;
         log_info("TLS handshake failed from [%s]: %s", s->addr, tls_conn_error(s->tls));
         smtpd_session_close(s, "TLS handshake failed");
         return;
@@ -411,7 +415,9 @@ smtpd_session_accept(int fd, const struct smtpd_listener *l, const char *addr,
     struct smtpd_session *s;
     int one = 1;
 
+    smtpd.stats.connections++;
     if ((long long)smtpd.nsessions >= smtpd.max_sessions) {
+        smtpd.stats.connections_refused++;
         log_warnx("connect from [%s]: refused, sessions=%zu reached smtpd_max_sessions",
                   addr, smtpd.nsessions);
         if (l->svc != SMTPD_SVC_SMTPS)
@@ -451,6 +457,7 @@ smtpd_session_accept(int fd, const struct smtpd_listener *l, const char *addr,
     s->hnext = smtpd_session_hash[s->id % SMTPD_HASH_SIZE];
     smtpd_session_hash[s->id % SMTPD_HASH_SIZE] = s;
     smtpd.nsessions++;
+    smtpd.stats.sessions = smtpd.nsessions;
     s->idle_timer = ev_timer_add(smtpd.ev, smtpd.timeout_ms, smtpd_session_idle_timer, s);
     s->session_timer = ev_timer_add(smtpd.ev, smtpd.session_timeout_ms,
                                     smtpd_session_total_timer, s);
@@ -614,7 +621,8 @@ smtpd_session_process(struct smtpd_session *s)
 
     while (!s->dead && !s->closing) {
         if (s->state == SMTPD_ST_WAIT_OPEN || s->state == SMTPD_ST_WAIT_QUEUED
-            || s->auth_timer != 0 || s->tls_phase == SMTPD_TLS_HANDSHAKE)
+            || s->state == SMTPD_ST_AUTH_CHECKING || s->auth_timer != 0
+            || s->tls_phase == SMTPD_TLS_HANDSHAKE)
             break;
         if (s->state == SMTPD_ST_DATA) {
             if (s->in.len == 0)
@@ -655,8 +663,9 @@ smtpd_session_process(struct smtpd_session *s)
     if (s->dead)
         return;
     if (s->read_eof && !s->closing && s->state != SMTPD_ST_WAIT_QUEUED
-        && s->state != SMTPD_ST_WAIT_OPEN) {
-        /* the client is gone and everything it sent is done */
+        && s->state != SMTPD_ST_WAIT_OPEN && s->state != SMTPD_ST_AUTH_CHECKING) {
+        /* the client is gone and everything it sent is done (a password check still
+         * answers first: the client may only have shut down its side) */
         smtpd_session_flush(s);
         if (!s->dead)
             smtpd_session_close(s, "lost connection");

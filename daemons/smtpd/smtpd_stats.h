@@ -1,0 +1,37 @@
+/* smtpd_stats - the counters of one smtpd process, for `postern stats`.
+ *
+ * smtpd keeps one struct smtpd_stats (smtpd.stats) and bumps its fields where things happen:
+ * smtpd_session (connections, TLS, sessions open), smtpd_cmd (AUTH, recipients) and
+ * smtpd_data (messages, bytes). smtpd_stats_counters() turns it into the (name, value)
+ * pairs of IPC_CTL_COUNTERS (doc/control.md), so answering master's IPC_CTL_COUNTERS_REQ is
+ * one call. Counters only grow, except `sessions`, which is the number open now. Plain
+ * integers: every update happens on the event loop's thread. */
+#ifndef POSTERN_SMTPD_STATS_H
+#define POSTERN_SMTPD_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct smtpd_stats {
+    uint64_t connections;             /* accepted (including those refused as too many) */
+    uint64_t connections_refused;     /* smtpd_max_sessions reached: 421 and closed */
+    uint64_t sessions;                /* open now */
+    uint64_t tls_sessions;            /* TLS handshakes completed (STARTTLS and SMTPS) */
+    uint64_t tls_failures;            /* handshakes that failed or timed out */
+    uint64_t auth_success;
+    uint64_t auth_failure;            /* wrong password or unknown user */
+    uint64_t recipients;              /* final recipients accepted (after alias expansion) */
+    uint64_t recipients_rejected;     /* RCPT commands refused (relay, unknown, loop, ...) */
+    uint64_t messages;                /* accepted: 250 queued */
+    uint64_t rejected;                /* refused at the end of DATA (size, hops, ...) */
+    uint64_t bytes;                   /* message bytes of the accepted messages */
+};
+
+#define SMTPD_STATS_N 12              /* counters smtpd_stats_counters() reports */
+
+/* smtpd_stats_counters - names (static strings, as in doc/control.md) and values of every
+ * counter, at most max of them; returns how many were filled in. */
+size_t smtpd_stats_counters(const struct smtpd_stats *, const char **names, uint64_t *values,
+                            size_t max);
+
+#endif
