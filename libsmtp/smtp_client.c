@@ -494,8 +494,20 @@ smtp_client_send_rcpt(struct smtp_client *c, size_t i)
                 buf_printf(&c->out, "%sDELAY", sep);
         }
         if (m->orcpts && m->orcpts[i] && *m->orcpts[i]) {
-            buf_puts(&c->out, " ORCPT=rfc822;");
-            smtp_client_xtext(&c->out, m->orcpts[i]);
+            /* Stored as "addr-type;address" (smtpd keeps the type); a bare address is
+             * rfc822. Only the address part is xtext-encoded. */
+            const char *o = m->orcpts[i];
+            size_t      t = strspn(o, "abcdefghijklmnopqrstuvwxyz"
+                                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-");
+
+            if (t > 0 && o[t] == ';') {
+                buf_puts(&c->out, " ORCPT=");
+                buf_append(&c->out, o, t + 1);
+                o += t + 1;
+            } else {
+                buf_puts(&c->out, " ORCPT=rfc822;");
+            }
+            smtp_client_xtext(&c->out, o);
         }
     }
     buf_append(&c->out, "\r\n", 2);

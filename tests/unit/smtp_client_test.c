@@ -159,7 +159,7 @@ check_golden(const struct scenario *sc, const char *golden)
 }
 
 static const char *const two_rcpts[] = { "a@b.test", "c@b.test" };
-static const char *const two_orcpts[] = { "a@orig.test", "" };
+static const char *const two_orcpts[] = { "a@orig.test", "utf-8;b+@orig.test" };
 static const uint32_t    two_notify[] = { SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_FAILURE,
                                           SMTP_NOTIFY_NEVER };
 
@@ -195,7 +195,7 @@ test_smtp_client_pipelined(void)
         "E: READY\n"
         "C: MAIL FROM:<s@a.test> SIZE=42 BODY=8BITMIME RET=HDRS ENVID=id+2B1\n"
         "C: RCPT TO:<a@b.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a@orig.test\n"
-        "C: RCPT TO:<c@b.test> NOTIFY=NEVER\n"
+        "C: RCPT TO:<c@b.test> NOTIFY=NEVER ORCPT=utf-8;b+2B@orig.test\n"
         "C: DATA\n"
         "S: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\nS: 550-5.1.1 <c@b.test>: no such user\n"
         "S: 550 5.1.1 try again never\nS: 354 go ahead\n"
