@@ -4,7 +4,8 @@
  * doc/internals.md). Start-up: read the config, chroot to queue_directory and become
  * queue_owner (when root; otherwise just chdir there), open and recover the database,
  * repair the queue (in-flight recipients due again, finished messages and orphan bodies
- * removed), say HELLO to master, then serve on one event loop: smtpd peers (qmgr_smtpd),
+ * removed), open body/ for the group sync (qmgr_body), start the reaper thread that unlinks
+ * finished bodies, say HELLO to master, then serve on one event loop: smtpd peers (qmgr_smtpd),
  * delivery agents, local and smtp (qmgr_sched), master (new peer sockets). The routing
  * maps (transport_map, smtp_tls_policy_map) are opened before the chroot; a configured map
  * that cannot be opened is logged and makes every lookup fail temporarily (recipients are
@@ -385,6 +386,7 @@ main(int argc, char **argv)
     if (qmgr_store_recover(qmgr_db, qmgr_recovered_gone, NULL) == -1)
         fatalx("queue database: recovery pass failed");
     qmgr_body_sweep(qmgr_db, QMGR_ORPHAN_AGE);
+    qmgr_body_group_sync_init();
 
     if ((qmgr_ev = ev_new()) == NULL)
         fatalx("ev_new");
@@ -392,6 +394,7 @@ main(int argc, char **argv)
         || ev_signal(qmgr_ev, SIGINT, qmgr_signal, NULL) == -1)
         fatalx("cannot watch signals");
     qmgr_master = ipc_conn_new(qmgr_ev, QMGR_MASTER_FD, qmgr_master_frame, NULL);
+    qmgr_body_reap_start();
     qmgr_sched_start();
     ev_timer_add(qmgr_ev, QMGR_CHECKPOINT_MS, qmgr_checkpoint_cb, NULL);
     ev_timer_add(qmgr_ev, QMGR_SWEEP_MS, qmgr_sweep_cb, NULL);
@@ -423,10 +426,16 @@ main(int argc, char **argv)
     qmgr_ctl_shutdown();
     qmgr_smtpd_shutdown();
     qmgr_sched_shutdown();
+    qmgr_body_reap_stop();
+    qmgr_body_group_sync_close();
     qmgr_store_get_stats(qmgr_db, &st);
-    log_info("stopped: group_commits=%llu messages=%llu log_flushes=%llu",
+    log_info("stopped: group_commits=%llu messages=%llu log_flushes=%llu body_syncfs=%llu "
+             "body_syncfs_failed=%llu body_fdatasyncs=%llu bodies_unlinked_later=%llu",
              (unsigned long long)st.insert_txns, (unsigned long long)st.inserted_msgs,
-             (unsigned long long)st.log_syncs);
+             (unsigned long long)st.log_syncs, (unsigned long long)qmgr_body_stats.syncfs,
+             (unsigned long long)qmgr_body_stats.syncfs_failed,
+             (unsigned long long)qmgr_smtpd_body_fdatasyncs,
+             (unsigned long long)qmgr_body_stats.unlinked_later);
     qmgr_store_close(&qmgr_db);
     ipc_conn_free(&qmgr_master);
     ev_free(&qmgr_ev);

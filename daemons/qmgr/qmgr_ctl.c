@@ -355,7 +355,7 @@ qmgr_ctl_act(struct qmgr_ctl_client *c, const char *qid, const char **what)
         break;
     case QMGR_STORE_DELETE:
         qmgr_sched_forget(qid, nrcpt, 1);
-        qmgr_body_unlink(qid);
+        qmgr_body_unlink_later(qid);
         break;
     case QMGR_STORE_EXPIRE:
         qmgr_sched_set_expiry(qid, nrcpt, now);

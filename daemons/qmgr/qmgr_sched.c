@@ -375,12 +375,13 @@ qmgr_sched_wake_at(uint64_t when)
                                     qmgr_sched_timer_cb, NULL);
 }
 
-/* qmgr_sched_gone - every recipient of a message is final: its records are gone. */
+/* qmgr_sched_gone - every recipient of a message is final: its records are gone (the
+ * transaction has committed), so the body goes too, by the reaper, off the event loop. */
 static void
 qmgr_sched_gone(const char *qid, void *arg)
 {
     (void)arg;
-    qmgr_body_unlink(qid);
+    qmgr_body_unlink_later(qid);
     log_info("%s: removed", qid);
 }
 

@@ -1,10 +1,18 @@
 /* qmgr_smtpd - messages coming in: OPEN, COMMIT and ABORT from smtpd, group commit.
  *
  * See qmgr_smtpd.h. State: the list of smtpd peers; a table of opened-but-uncommitted
- * bodies by queue ID (each on its owner's list, holding qmgr's own write descriptor for the
- * fdatasync at commit); and the batch of validated commits waiting for the end of the turn.
- * A batch entry belongs to its smtpd until the batch is written: if that smtpd goes away
- * first, the entry is dropped and its body unlinked (the client never got 250). */
+ * bodies by queue ID (each on its owner's list, holding qmgr's own write descriptor); and
+ * the batch of validated commits waiting for the end of the turn, each still holding that
+ * descriptor. A batch entry belongs to its smtpd until the batch is written: if that smtpd
+ * goes away first, the entry is dropped and its body unlinked (the client never got 250).
+ *
+ * Durability of the bodies, at the end of the turn, before the records: one syncfs of the
+ * queue filesystem for the whole batch (qmgr_body_group_sync: data and directory entries
+ * of every body). Per-file path, used when group sync is off (kernel < 5.8), when syncfs
+ * fails, or for a body marked "solo": fdatasync through qmgr's descriptor, then one fsync
+ * per body/XX directory (qmgr_body_sync_dirs). A failed syncfs may have consumed a
+ * writeback error of a body that is still being written, so every body open at that moment
+ * is marked solo and synced by itself at its commit: its own fdatasync still reports it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -44,6 +52,7 @@ struct qmgr_smtpd {
 struct qmgr_smtpd_open {
     char                    qid[QID_SIZE];
     int                     fd;         /* qmgr's write descriptor, for fdatasync */
+    int                     solo;       /* sync it by itself: a group sync failed meanwhile */
     struct qmgr_smtpd      *owner;
     struct qmgr_smtpd_open *prev, *next;
 };
@@ -54,10 +63,13 @@ struct qmgr_smtpd_pending {
     struct qmgr_smtpd      *owner;
     uint32_t                reqid;
     uint64_t                arrival_ms;
+    int                     fd;         /* qmgr's write descriptor, until the batch is done */
+    int                     solo;       /* data already fdatasync'd: its directory still due */
 };
 
 uint64_t qmgr_smtpd_received;           /* messages committed since start */
 uint64_t qmgr_smtpd_received_bytes;
+uint64_t qmgr_smtpd_body_fdatasyncs;    /* bodies synced one by one (per-file path) */
 
 static struct qmgr_smtpd          *qmgr_smtpd_list;
 static struct qmgr_tab            *qmgr_smtpd_opens;     /* qid -> struct qmgr_smtpd_open */
@@ -115,6 +127,8 @@ qmgr_smtpd_pending_free(struct qmgr_smtpd_pending *e)
     struct qrec_msg *m = &e->rec.msg;
     uint32_t         i;
 
+    if (e->fd != -1)
+        close(e->fd);
     for (i = 0; i < m->nrcpt; i++) {
         free(e->rec.rcpts[i].addr);
         free(e->rec.rcpts[i].orig);
@@ -272,6 +286,7 @@ qmgr_smtpd_pending_new(const struct ipc_msg_commit *c, uint64_t now_ms)
     char                       dom[256];
 
     memcpy(e->rec.qid, c->qid, QID_SIZE);
+    e->fd = -1;
     e->arrival_ms = now_ms;
     m->arrival = now;
     m->expiry = now + qmgr_params.lifetime;
@@ -311,7 +326,8 @@ qmgr_smtpd_flush_cb(void *arg)
     qmgr_smtpd_flush();
 }
 
-/* qmgr_smtpd_do_commit - MSG_COMMIT: validate, fdatasync, size check, into the batch. */
+/* qmgr_smtpd_do_commit - MSG_COMMIT: validate, size check, into the batch (the body is
+ * made durable with the batch; a solo body is fdatasync'd here). */
 static void
 qmgr_smtpd_do_commit(struct qmgr_smtpd *p, const struct ipc_frame *f)
 {
@@ -321,6 +337,7 @@ qmgr_smtpd_do_commit(struct qmgr_smtpd *p, const struct ipc_frame *f)
     struct stat                st;
     const char                *why;
     uint32_t                   code = EINVAL;
+    int                        solo;
 
     if (ipc_msg_commit_dec(f, &c) == -1) {
         log_warnx("smtpd %u: malformed msg_commit, dropping the peer", p->id);
@@ -336,12 +353,6 @@ qmgr_smtpd_do_commit(struct qmgr_smtpd *p, const struct ipc_frame *f)
     }
     if ((why = qmgr_smtpd_check(&c)) != NULL)
         goto fail;
-    if (fdatasync(o->fd) == -1) {
-        code = (uint32_t)errno;
-        log_warn("%s: fdatasync", o->qid);
-        why = "body sync failed";
-        goto fail;
-    }
     if (fstat(o->fd, &st) == -1) {
         code = (uint32_t)errno;
         log_warn("%s: fstat", o->qid);
@@ -354,9 +365,22 @@ qmgr_smtpd_do_commit(struct qmgr_smtpd *p, const struct ipc_frame *f)
         why = "body size mismatch";
         goto fail;
     }
+    solo = o->solo || !qmgr_body_group_sync_covers(st.st_dev);
+    if (solo) {
+        qmgr_smtpd_body_fdatasyncs++;
+        if (fdatasync(o->fd) == -1) {
+            code = (uint32_t)errno;
+            log_warn("%s: fdatasync", o->qid);
+            why = "body sync failed";
+            goto fail;
+        }
+    }
     e = qmgr_smtpd_pending_new(&c, qmgr_wall_ms());
     e->owner = p;
     e->reqid = f->reqid;
+    e->solo = solo;
+    e->fd = o->fd;              /* kept for the per-file path if the group sync fails */
+    o->fd = -1;
     qmgr_smtpd_open_free(o, 0);
     if (qmgr_smtpd_nbatch == qmgr_smtpd_batch_cap) {
         qmgr_smtpd_batch_cap = qmgr_smtpd_batch_cap ? qmgr_smtpd_batch_cap * 2 : 64;
@@ -435,13 +459,73 @@ qmgr_smtpd_frame(struct ipc_conn *conn, const struct ipc_frame *f, void *arg)
     }
 }
 
-/* qmgr_smtpd_flush - the group commit: one synchronous transaction for the whole batch. */
+/* qmgr_smtpd_mark_open_solo - a group sync failed: every body still open is synced by
+ * itself at its commit (the failed syncfs may have reported, and so consumed, its error). */
+static void
+qmgr_smtpd_mark_open_solo(void)
+{
+    struct qmgr_smtpd      *p;
+    struct qmgr_smtpd_open *o;
+
+    for (p = qmgr_smtpd_list; p != NULL; p = p->next)
+        for (o = p->opens; o != NULL; o = o->next)
+            o->solo = 1;
+}
+
+/* qmgr_smtpd_sync_bodies - make the body of every batch entry durable, data and directory
+ * entry: one group sync, or per file. An entry whose body cannot be synced is answered
+ * (451), unlinked and taken out of the batch. -1 if the whole batch must fail. */
+static int
+qmgr_smtpd_sync_bodies(struct qmgr_smtpd_pending **batch, size_t n)
+{
+    const char **qids;
+    size_t       i, k = 0, grouped = 0;
+    int          rc = 0, serr;
+
+    for (i = 0; i < n; i++)
+        if (batch[i] != NULL && !batch[i]->solo)
+            grouped++;
+    if (grouped && qmgr_body_group_sync() == -1) {
+        log_warnx("group sync of %zu bodies failed, syncing them one by one", grouped);
+        qmgr_smtpd_mark_open_solo();
+        for (i = 0; i < n; i++) {
+            struct qmgr_smtpd_pending *e = batch[i];
+
+            if (e == NULL || e->solo)
+                continue;
+            qmgr_smtpd_body_fdatasyncs++;
+            if (fdatasync(e->fd) == 0) {
+                e->solo = 1;
+                continue;
+            }
+            serr = errno;
+            log_warn("%s: fdatasync", e->rec.qid);
+            log_warnx("%s: commit refused: body sync failed", e->rec.qid);
+            qmgr_smtpd_send_queued(e->owner, e->reqid, serr ? (uint32_t)serr : EIO,
+                                   e->rec.qid, "body sync failed");
+            qmgr_body_unlink(e->rec.qid);
+            qmgr_smtpd_pending_free(e);
+            batch[i] = NULL;
+        }
+    }
+    /* Bodies synced one by one: their names are made durable here, once per directory. */
+    qids = xcalloc(n ? n : 1, sizeof(*qids));
+    for (i = 0; i < n; i++)
+        if (batch[i] != NULL && batch[i]->solo)
+            qids[k++] = batch[i]->rec.qid;
+    if (k && qmgr_body_sync_dirs(qids, k) == -1)
+        rc = -1;
+    free(qids);
+    return rc;
+}
+
+/* qmgr_smtpd_flush - the group commit: bodies durable, then one synchronous transaction for
+ * the whole batch, then the answers. */
 void
 qmgr_smtpd_flush(void)
 {
     struct qmgr_smtpd_pending **batch = qmgr_smtpd_batch;
     struct qmgr_store_new     **v;
-    const char                **qids;
     size_t                      n = qmgr_smtpd_nbatch, i, k = 0;
     char                        err[256] = "";
     int                         code = 0, rc;
@@ -451,25 +535,22 @@ qmgr_smtpd_flush(void)
     /* Detach the batch first: answering may fail and drop peers, which walk the batch. */
     qmgr_smtpd_batch = NULL;
     qmgr_smtpd_nbatch = qmgr_smtpd_batch_cap = 0;
-    v = xcalloc(n, sizeof(*v));
-    qids = xcalloc(n, sizeof(*qids));
-    for (i = 0; i < n; i++) {
-        if (batch[i] != NULL) {
-            qids[k] = batch[i]->rec.qid;
-            v[k++] = &batch[i]->rec;
-        }
-    }
-    /* Body data was synced at COMMIT; their directory entries are synced here, once per
-     * directory per batch, before the records that point at them become durable. */
-    if (k && qmgr_body_sync_dirs(qids, k) == -1) {
+    /* QUEUED only when body bytes, body names and records are all durable, in that order:
+     * records never point at a body that a crash could take back. */
+    if (qmgr_smtpd_sync_bodies(batch, n) == -1) {
         snprintf(err, sizeof(err), "body directory sync failed");
         code = EIO;
         rc = -1;
     } else {
+        v = xcalloc(n, sizeof(*v));
+        for (i = 0; i < n; i++)
+            if (batch[i] != NULL)
+                v[k++] = &batch[i]->rec;
         rc = k ? qmgr_store_insert(qmgr_db, v, k, &code, err, sizeof(err)) : 0;
+        free(v);
     }
     if (rc == -1)
-        log_warnx("group commit of %zu messages failed: %s", k, err);
+        log_warnx("group commit of %zu messages failed: %s", n, err);
     else if (k)
         log_debug("group commit: messages=%zu", k);
     for (i = 0; i < n; i++) {
@@ -492,8 +573,6 @@ qmgr_smtpd_flush(void)
         }
         qmgr_smtpd_pending_free(e);
     }
-    free(v);
-    free(qids);
     free(batch);
 }
 
