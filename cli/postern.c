@@ -1,8 +1,8 @@
 /* postern - the administrator's tool: `postern [-c DIR] COMMAND [ARGS]`.
  *
  * One binary, also installed as sendmail, mailq and newaliases: it looks at the name it was
- * called by first (mailq is `postern queue list`; sendmail and newaliases are not
- * implemented yet). The configuration
+ * called by first (mailq is `postern queue list`; sendmail and newaliases: doc/sendmail.md).
+ * The configuration
  * directory is -c DIR, else $POSTERN_CONFIG, else /etc/postern (config_dir_from()). Each
  * command lives in postern_ctl.c or postern_check.c and returns the exit status: 0 success,
  * 1 failure, 2 usage error, 3 (status only) not running. */
@@ -59,6 +59,8 @@ postern_usage(FILE *f)
         "                      keys (readable, matching) and the auth map's hashes; -v\n"
         "                      prints every setting with its effective value\n"
         "  map build FILE      compile the text map FILE into FILE.db\n"
+        "  map build --aliases FILE\n"
+        "                      compile the aliases(5) file FILE into FILE.db (newaliases)\n"
         "  map query FILE KEY  print KEY's value in FILE.db (exit 1 if not found)\n"
         "  passwd [-m MAPFILE] USER\n"
         "                      set USER's submission (SMTP AUTH) password in the auth map\n"
@@ -68,23 +70,23 @@ postern_usage(FILE *f)
 }
 
 /* postern_personality - sendmail, mailq, newaliases: called by another name. mailq is
- * `postern queue list` (options: selectors and --json); the configuration comes from
- * $POSTERN_CONFIG. */
+ * `postern queue list` (options: selectors and --json); sendmail and newaliases are in
+ * postern_sendmail.c. The configuration comes from $POSTERN_CONFIG (sendmail: also -C). */
 static int
 postern_personality(const char *name, int argc, char **argv)
 {
-    static const char *const names[] = { "sendmail", "newaliases" };
+    struct postern_ctx ctx = { config_dir_from(NULL) };
 
-    if (strcmp(name, "mailq") == 0) {
-        struct postern_ctx ctx = { config_dir_from(NULL) };
-
+    if (strcmp(name, "mailq") == 0)
         return postern_mailq(&ctx, argc, argv);
-    }
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (strcmp(name, names[i]) == 0) {
-            fprintf(stderr, "postern: %s: not implemented yet\n", name);
-            return 1;
+    if (strcmp(name, "sendmail") == 0)
+        return postern_sendmail(argc, argv);
+    if (strcmp(name, "newaliases") == 0) {
+        if (argc > 1) {
+            fprintf(stderr, "usage: newaliases (alias_map of $POSTERN_CONFIG/postern.conf)\n");
+            return 64;
         }
+        return postern_newaliases(&ctx);
     }
     return -1;
 }

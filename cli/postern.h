@@ -5,7 +5,7 @@
  * the auth map included) and builds and queries maps; postern_passwd.c sets submission
  * passwords in the auth map; postern_proc.c reads the pid file and /proc; postern_queue.c
  * is `postern queue ...` and mailq; postern_daemon.c is status, stats, log-level and
- * pause|resume; postern_client.c talks to the control socket and reads the queue database
+ * pause|resume; postern_sendmail.c is sendmail and newaliases; postern_client.c talks to the control socket and reads the queue database
  * offline when the daemons are down; postern_select.c holds the pure parts (selectors,
  * JSON strings, the summary's age buckets). Every command returns the process's exit
  * status. */
@@ -179,6 +179,12 @@ int         postern_offline_body(const struct config *, const char *qid);
 int         postern_cmd_queue(struct postern_ctx *, int argc, char **argv);
 int         postern_mailq(struct postern_ctx *, int argc, char **argv);
 void        postern_queue_usage(FILE *);
+
+/* postern_sendmail.c */
+/* postern_sendmail - argv[0] sendmail (doc/sendmail.md); the exit status is sysexits(3)'s. */
+int         postern_sendmail(int argc, char **argv);
+/* postern_newaliases - argv[0] newaliases (and sendmail -bi): build alias_map, reload. */
+int         postern_newaliases(struct postern_ctx *);
 
 /* postern_daemon.c */
 int         postern_cmd_stats(struct postern_ctx *, int argc, char **argv);

@@ -405,6 +405,13 @@ postern_cmd_map(struct postern_ctx *ctx, int argc, char **argv)
     char err[1024];
 
     (void)ctx;
+    if (argc == 4 && strcmp(argv[1], "build") == 0 && strcmp(argv[2], "--aliases") == 0) {
+        if (map_build_aliases(argv[3], err, sizeof(err)) == -1) {
+            fprintf(stderr, "%s\n", err);
+            return 1;
+        }
+        return 0;
+    }
     if (argc == 3 && strcmp(argv[1], "build") == 0) {
         if (map_build(argv[2], err, sizeof(err)) == -1) {
             fprintf(stderr, "%s\n", err);
@@ -414,7 +421,7 @@ postern_cmd_map(struct postern_ctx *ctx, int argc, char **argv)
     }
     if (argc == 4 && strcmp(argv[1], "query") == 0)
         return postern_map_query(argv[2], argv[3]);
-    fprintf(stderr, "usage: postern map build FILE\n"
+    fprintf(stderr, "usage: postern map build [--aliases] FILE\n"
                     "       postern map query FILE KEY\n");
     return 2;
 }

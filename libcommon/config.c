@@ -72,7 +72,7 @@ static const struct config_key config_keys[] = {
     K_LIST("local_domains", ""),
     K_PATH("mailbox_map", ""),
     K_INT("local_processes", "1", 1, 64),
-    K_INT("local_concurrency", "10", 1, 10000),
+    K_INT("local_concurrency", "50", 1, 10000),
     /* relaying and routing */
     K_LIST("mynetworks", "127.0.0.0/8 [::1]/128"),
     K_LIST("relay_domains", ""),

@@ -2,20 +2,29 @@
  *
  * Started by master as `local -c DIR -i SLOT [-d]` with its master channel on fd 3 (see
  * doc/internals.md). It says HELLO, then waits for master to hand it a socket to qmgr
- * (again after every qmgr restart) and serves DELIVER requests one at a time: look the
- * recipient up in mailbox_map, switch to mailbox_owner (when running as root), write the
- * message, switch back, answer DELIVERED with the same request id. The map is opened at
- * start, on SIGHUP and whenever its .db file is replaced (`postern map build`).
+ * (again after every qmgr restart) and serves DELIVER requests: look the recipient up in
+ * mailbox_map, switch to mailbox_owner (when running as root), write the message, switch
+ * back. An mbox delivery (and any failure) is answered at once; a Maildir delivery is only
+ * written into tmp/ and joins the batch (local_batch), which is made durable and answered
+ * at the end of the event-loop turn. The kernel hands over one descriptor-carrying frame per
+ * read, so one DELIVER arrives per turn: while more are waiting on the qmgr socket (qmgr
+ * sends up to local_concurrency at once) the flush waits for them (the next DELIVER asks
+ * again at the end of its turn), up to LOCAL_BATCH_MAX jobs; a timer flushes the batch
+ * after LOCAL_BATCH_WAIT_MS in case the waiting bytes were not a whole frame. DELIVERED
+ * carries the request id of its DELIVER. The map is opened at start, on SIGHUP and
+ * whenever its .db file is replaced (`postern map build`).
  *
  * Failures: an unknown recipient is permanent (5.1.1); everything else (no map, a map
  * error, any file system error) is temporary, so qmgr tries again later. A malformed frame
  * from qmgr or master is a bug and fatal; master restarts us and qmgr defers what was in
- * flight. SIGTERM, SIGINT and EOF on the master channel finish the current delivery (it is
- * synchronous, so it is always finished when a signal is seen), flush answers, and exit. */
+ * flight. If the qmgr connection goes, its unanswered batch is removed again (qmgr defers
+ * it). SIGTERM, SIGINT and EOF on the master channel flush the batch, flush answers, and
+ * exit. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,6 +43,7 @@
 #include "ipc.h"
 #include "ipc_msg.h"
 #include "local.h"
+#include "local_batch.h"
 #include "local_maildir.h"
 #include "local_mbox.h"
 #include "log.h"
@@ -61,6 +71,9 @@ static struct {
     int              switch_user;
     uid_t            uid;
     gid_t            gid;
+    /* the batch's flush: deferred to the end of this turn; the safety timer */
+    int              flush_deferred;
+    uint64_t         flush_timer;
     /* stopping */
     int              stopping;
     uint64_t         drain_deadline;
@@ -140,8 +153,8 @@ local_map_check(void)
     }
 }
 
-/* local_priv_enter - become the mailbox owner (effective ids) for one delivery. */
-static void
+/* local_priv_enter - become the mailbox owner (effective ids). */
+void
 local_priv_enter(void)
 {
     if (!local.switch_user)
@@ -152,8 +165,8 @@ local_priv_enter(void)
         fatal("setresuid %d", (int)local.uid);
 }
 
-/* local_priv_leave - back to root after a delivery. */
-static void
+/* local_priv_leave - back to root. */
+void
 local_priv_leave(void)
 {
     if (!local.switch_user)
@@ -186,60 +199,147 @@ local_lookup(const char *rcpt, char *val, size_t vallen, struct local_result *re
     return rc;
 }
 
-/* local_deliver_one - find the mailbox and deliver; where gets "maildir=..." or "mbox=..."
- * for the log line. */
-static void
-local_deliver_one(const struct local_msg *msg, char *where, size_t wherelen,
-                  struct local_result *res)
+/* local_deliver_one - find the mailbox and deliver: 1 when the job joined the batch (a
+ * Maildir file written to tmp/), 0 when job->res is the final result. */
+static int
+local_deliver_one(struct local_job *job, const struct local_msg *msg)
 {
-    char   *val = xmalloc(LOCAL_MAILBOX_MAX), *box, file[PATH_MAX + 256];
+    char   *val = xmalloc(LOCAL_MAILBOX_MAX), *box;
     size_t  len;
     int     rc;
 
-    *where = '\0';
-    rc = local_lookup(msg->rcpt, val, LOCAL_MAILBOX_MAX, res);
+    rc = local_lookup(msg->rcpt, val, LOCAL_MAILBOX_MAX, &job->res);
     if (rc == 0)
-        local_result_set(res, IPC_DELIV_PERM, "5.1.1", "mailbox unknown");
+        local_result_set(&job->res, IPC_DELIV_PERM, "5.1.1", "mailbox unknown");
     if (rc != 1) {
         free(val);
-        return;
+        return 0;
     }
     if ((len = strlen(val)) == 0) {
-        local_result_set(res, IPC_DELIV_TEMP, "4.3.5", "empty mailbox in mailbox_map");
+        local_result_set(&job->res, IPC_DELIV_TEMP, "4.3.5", "empty mailbox in mailbox_map");
         free(val);
-        return;
+        return 0;
     }
     box = val[0] == '/' ? xstrdup(val) : xasprintf("%s/%s", config_dir(local.cfg), val);
     free(val);
     len = strlen(box);
+    rc = 0;
     local_priv_enter();
     if (box[len - 1] == '/') {
-        snprintf(where, wherelen, "maildir=%s", box);
-        if (local_maildir_deliver(box, msg, local.host, file, sizeof(file), res) == 0)
-            log_debug("%s: file=%s", msg->qid, file);
+        snprintf(job->where, sizeof(job->where), "maildir=%s", box);
+        rc = local_maildir_write(box, msg, local.host, &job->file, &job->res) == 0;
     } else {
-        snprintf(where, wherelen, "mbox=%s", box);
-        local_mbox_deliver(box, msg, res);
+        snprintf(job->where, sizeof(job->where), "mbox=%s", box);
+        local_mbox_deliver(box, msg, &job->res);
     }
     local_priv_leave();
     free(box);
+    return rc;
 }
 
-/* local_deliver - serve one DELIVER frame from qmgr and answer it. */
-static void
-local_deliver(struct ipc_conn *conn, const struct ipc_frame *f)
+/* local_job_done - log the outcome, answer qmgr, free the job. */
+void
+local_job_done(struct local_job *job)
 {
-    struct ipc_deliver   d;
     struct ipc_delivered r;
-    struct local_msg     msg;
-    struct local_result  res;
-    char                 where[PATH_MAX + 16] = "";
     const char          *status;
     char                *orig;
     uint64_t             now = (uint64_t)time(NULL);
 
+    status = job->res.status == IPC_DELIV_OK ? "sent"
+             : job->res.status == IPC_DELIV_PERM ? "bounced" : "deferred";
+    orig = *job->orig_rcpt && strcmp(job->orig_rcpt, job->rcpt) != 0
+           ? xasprintf(", orig_to=<%s>", job->orig_rcpt) : xstrdup("");
+    log_info("%s: to=<%s>%s, relay=local, delay=%llu%s%s, dsn=%s, status=%s (%s)",
+             job->qid, job->rcpt, orig,
+             (unsigned long long)(now > job->arrival ? now - job->arrival : 0),
+             *job->where ? ", " : "", job->where, job->res.dsn, status, job->res.text);
+    free(orig);
+
+    if (job->conn != NULL) {
+        memset(&r, 0, sizeof(r));
+        r.qid = job->qid;
+        r.rcpt_index = job->rcpt_index;
+        r.status = job->res.status;
+        r.dsn = job->res.dsn;
+        r.text = job->res.text;
+        if (ipc_delivered_send(job->conn, job->reqid, &r, -1) == -1)
+            log_warnx("%s: cannot answer qmgr (it will defer rcpt_index=%u)", job->qid,
+                      job->rcpt_index);
+    }
+    local_maildir_free(&job->file);
+    free(job->qid);
+    free(job->rcpt);
+    free(job->orig_rcpt);
+    free(job);
+}
+
+/* local_input_waiting - is another frame already waiting on fd? */
+static int
+local_input_waiting(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+
+    return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+/* local_flush - make the batch durable and answer it. */
+static void
+local_flush(void)
+{
+    ev_timer_del(local.ev, local.flush_timer);
+    local.flush_timer = 0;
+    local_batch_flush();
+}
+
+/* local_flush_timeout - the batch waited LOCAL_BATCH_WAIT_MS for more: flush it. */
+static void
+local_flush_timeout(void *arg)
+{
+    (void)arg;
+    local.flush_timer = 0;
+    local_flush();
+}
+
+/* local_flush_due - end of a turn with a batch: flush it, unless another DELIVER is already
+ * waiting on the socket and the batch may still grow (its turn will ask again). */
+static void
+local_flush_due(void *arg)
+{
+    (void)arg;
+    local.flush_deferred = 0;
+    if (local_batch_count() == 0)
+        return;
+    if (!local.stopping && local.qmgr != NULL && local_batch_count() < LOCAL_BATCH_MAX
+        && local_input_waiting(ipc_conn_fd(local.qmgr))) {
+        if (local.flush_timer == 0)
+            local.flush_timer = ev_timer_add(local.ev, LOCAL_BATCH_WAIT_MS,
+                                             local_flush_timeout, NULL);
+        return;
+    }
+    local_flush();
+}
+
+/* local_deliver - serve one DELIVER frame from qmgr: answer it now, or add it to the batch. */
+static void
+local_deliver(struct ipc_conn *conn, const struct ipc_frame *f)
+{
+    struct ipc_deliver d;
+    struct local_msg   msg;
+    struct local_job  *job;
+    int                batched = 0;
+
     if (ipc_deliver_dec(f, &d) == -1)
         fatalx("qmgr: malformed %s frame", ipc_type_name(f->type));
+    job = xcalloc(1, sizeof(*job));
+    job->conn = conn;
+    job->reqid = f->reqid;
+    job->rcpt_index = d.rcpt_index;
+    job->arrival = d.arrival;
+    job->qid = xstrdup(d.qid);
+    job->rcpt = xstrdup(d.rcpt);
+    job->orig_rcpt = xstrdup(d.orig_rcpt);
+    job->file.fd = -1;
     memset(&msg, 0, sizeof(msg));
     msg.qid = d.qid;
     msg.sender = d.sender;
@@ -248,33 +348,25 @@ local_deliver(struct ipc_conn *conn, const struct ipc_frame *f)
     msg.size = d.size;
     msg.arrival = d.arrival;
     if (f->fd < 0)
-        local_result_set(&res, IPC_DELIV_TEMP, "4.3.0", "no body descriptor from qmgr");
+        local_result_set(&job->res, IPC_DELIV_TEMP, "4.3.0", "no body descriptor from qmgr");
     else if (local.stopping)
-        local_result_set(&res, IPC_DELIV_TEMP, "4.3.2", "local delivery agent stopping");
+        local_result_set(&job->res, IPC_DELIV_TEMP, "4.3.2", "local delivery agent stopping");
     else
-        local_deliver_one(&msg, where, sizeof(where), &res);
+        batched = local_deliver_one(job, &msg);
     if (f->fd >= 0)
         close(f->fd);
-
-    status = res.status == IPC_DELIV_OK ? "sent"
-             : res.status == IPC_DELIV_PERM ? "bounced" : "deferred";
-    orig = *d.orig_rcpt && strcmp(d.orig_rcpt, d.rcpt) != 0
-           ? xasprintf(", orig_to=<%s>", d.orig_rcpt) : xstrdup("");
-    log_info("%s: to=<%s>%s, relay=local, delay=%llu%s%s, dsn=%s, status=%s (%s)",
-             d.qid, d.rcpt, orig, (unsigned long long)(now > d.arrival ? now - d.arrival : 0),
-             *where ? ", " : "", where, res.dsn, status, res.text);
-    free(orig);
-
-    memset(&r, 0, sizeof(r));
-    r.qid = d.qid;
-    r.rcpt_index = d.rcpt_index;
-    r.status = res.status;
-    r.dsn = res.dsn;
-    r.text = res.text;
-    if (ipc_delivered_send(conn, f->reqid, &r, -1) == -1)
-        log_warnx("%s: cannot answer qmgr (it will defer rcpt_index=%u)", d.qid,
-                  d.rcpt_index);
     ipc_deliver_clear(&d);
+    if (!batched) {
+        local_job_done(job);
+        return;
+    }
+    local_batch_add(job);
+    if (local_batch_count() >= LOCAL_BATCH_MAX) {
+        local_flush();
+    } else if (!local.flush_deferred) {
+        local.flush_deferred = 1;
+        ev_defer(local.ev, local_flush_due, NULL);
+    }
 }
 
 /* local_drain - stop once every answer has left (or the drain time is up). */
@@ -298,6 +390,7 @@ local_stop(const char *why)
         return;
     local.stopping = 1;
     log_info("stopping: %s", why);
+    local_flush();
     local.drain_deadline = ev_now_ms() + LOCAL_DRAIN_MS;
     local_drain(NULL);
 }
@@ -308,6 +401,7 @@ local_qmgr_frame(struct ipc_conn *conn, const struct ipc_frame *f, void *arg)
 {
     (void)arg;
     if (f == NULL) {
+        local_batch_drop(conn);
         if (conn == local.qmgr) {
             log_info("qmgr connection closed; waiting for a new one from master");
             ipc_conn_free(&local.qmgr);
@@ -355,6 +449,7 @@ local_master_frame(struct ipc_conn *conn, const struct ipc_frame *f, void *arg)
     }
     if (local.qmgr != NULL) {
         log_info("replacing the qmgr connection");
+        local_batch_drop(local.qmgr);
         ipc_conn_free(&local.qmgr);
     }
     daemon_fd_prepare(f->fd);
@@ -414,6 +509,7 @@ main(int argc, char **argv)
     local.map_source = config_path(local.cfg, "mailbox_map");
     local.map_db = xasprintf("%s.db", local.map_source);
     local_map_open();
+    local_batch_init();
 
     if ((local.ev = ev_new()) == NULL)
         fatalx("ev_new");
@@ -428,6 +524,7 @@ main(int argc, char **argv)
 
     if (ev_run(local.ev) == -1)
         fatalx("event loop failed");
+    local_batch_flush();
 
     ipc_conn_free(&local.qmgr);
     ipc_conn_free(&local.master);
@@ -436,6 +533,13 @@ main(int argc, char **argv)
     free(local.host);
     ev_free(&local.ev);
     config_free(&local.cfg);
-    log_info("stopped");
+    log_info("stopped: batches=%llu messages=%llu syncfs=%llu syncfs_failed=%llu "
+             "file_fsyncs=%llu dir_fsyncs=%llu",
+             (unsigned long long)local_batch_stats.batches,
+             (unsigned long long)local_batch_stats.messages,
+             (unsigned long long)local_batch_stats.syncfs,
+             (unsigned long long)local_batch_stats.syncfs_failed,
+             (unsigned long long)local_batch_stats.file_fsyncs,
+             (unsigned long long)local_batch_stats.dir_fsyncs);
     return 0;
 }

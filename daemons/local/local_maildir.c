@@ -1,11 +1,13 @@
-/* local_maildir - deliver one message into a Maildir.
+/* local_maildir - deliver messages into Maildirs, in stages that a batch can share.
  *
  * See local_maildir.h. The order of operations is what makes a delivery safe: the file is
  * complete and on disk before its name appears in new/, and new/ itself is on disk before
- * qmgr hears "delivered". A crash before that point leaves at most a file in tmp/ (mail
- * readers ignore tmp/ and clean it after 36 hours) and qmgr delivers again. A failure after
- * the link removes the new/ entry again, so a retry cannot leave two copies behind unless the
- * unlink fails too (then the recipient may see the message twice, never zero times). */
+ * qmgr hears "delivered". The caller (local_batch) does the flushing between the stages, so
+ * that one flush covers every file written in an event-loop turn. A crash before the end
+ * leaves at most a file in tmp/ (mail readers ignore tmp/ and clean it after 36 hours) and
+ * qmgr delivers again. A failure after the link removes the new/ entry again, so a retry
+ * cannot leave two copies behind unless the unlink fails too (then the recipient may see the
+ * message twice, never zero times). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -24,8 +26,8 @@
 
 static unsigned long local_maildir_counter;
 
-/* local_maildir_fsync_dir - make a directory's entries durable. -1 with errno set. */
-static int
+/* local_maildir_fsync_dir - make a directory's entries durable. */
+int
 local_maildir_fsync_dir(const char *dir)
 {
     int fd, saved;
@@ -158,11 +160,11 @@ local_maildir_open_tmp(const char *dir, const char *host, char **name, char **tm
     return -1;
 }
 
-/* local_maildir_link - put the finished tmp file into new/: link (*linked = 1; the caller
+/* local_maildir_move - put the finished tmp file into new/: link (*linked = 1; the caller
  * removes the tmp name once new/ is on disk), or rename where the file system has no hard
  * links. 0, or -1 with res filled in. */
 static int
-local_maildir_link(const char *dir, const char *tmp, const char *newp, int *created,
+local_maildir_move(const char *dir, const char *tmp, const char *newp, int *created,
                    int *linked, struct local_result *res)
 {
     char *failed;
@@ -192,69 +194,112 @@ local_maildir_link(const char *dir, const char *tmp, const char *newp, int *crea
     }
 }
 
-/* local_maildir_deliver - write into tmp/, fsync, link into new/, fsync new/. */
+/* local_maildir_write - create tmp/<unique>, write headers and body; no flush. */
 int
-local_maildir_deliver(const char *dir, const struct local_msg *msg, const char *host,
-                      char *path, size_t pathlen, struct local_result *res)
+local_maildir_write(const char *dir, const struct local_msg *msg, const char *host,
+                    struct local_maildir_file *f, struct local_result *res)
 {
-    char     *hname = local_maildir_host(host), *name = NULL, *tmp = NULL, *newp = NULL;
-    char     *newdir = NULL, *sender, *rcpt, *prefix;
-    uint64_t  written;
-    int       fd, created = 0, linked = 0, rc = -1;
+    char       *hname = local_maildir_host(host), *sender, *rcpt, *prefix;
+    struct stat st;
+    uint64_t    written;
+    int         rc;
 
-    if ((fd = local_maildir_open_tmp(dir, hname, &name, &tmp, &created, res)) == -1) {
-        free(hname);
-        free(name);
-        free(tmp);
+    memset(f, 0, sizeof(*f));
+    f->fd = -1;
+    f->dir = xstrdup(dir);
+    f->fd = local_maildir_open_tmp(dir, hname, &f->name, &f->tmp, &f->created, res);
+    free(hname);
+    if (f->fd == -1) {
+        local_maildir_free(f);
         return -1;
     }
+    if (fstat(f->fd, &st) == -1) {
+        local_result_errno(res, errno, "fstat %s", f->tmp);
+        local_maildir_discard(f, msg->qid);
+        return -1;
+    }
+    f->dev = st.st_dev;
     sender = local_body_header_value(msg->sender);
     rcpt = local_body_header_value(msg->rcpt);
     prefix = xasprintf("Return-Path: <%s>\nDelivered-To: %s\n", sender, rcpt);
     free(sender);
     free(rcpt);
-    if (local_body_copy(msg, fd, prefix, 0, &written, res) == -1)
-        goto fail;
-    if (fsync(fd) == -1) {
-        local_result_errno(res, errno, "fsync %s", tmp);
-        goto fail;
-    }
-    if (close(fd) == -1) {
-        fd = -1;
-        local_result_errno(res, errno, "close %s", tmp);
-        goto fail;
-    }
-    fd = -1;
-    newp = xasprintf("%snew/%s", dir, name);
-    if (local_maildir_link(dir, tmp, newp, &created, &linked, res) == -1)
-        goto fail;
-    newdir = xasprintf("%snew", dir);
-    if (local_maildir_fsync_dir(newdir) == -1) {
-        local_result_errno(res, errno, "fsync %s", newdir);
-        if (unlink(newp) == -1 && errno != ENOENT)
-            log_warn("%s: unlink %s after a failed delivery", msg->qid, newp);
-        goto fail;
-    }
-    /* Only now that new/ holds the name durably may the tmp/ name go. */
-    if (linked && unlink(tmp) == -1)
-        log_warn("%s: unlink %s", msg->qid, tmp);
-    if (path != NULL && pathlen > 0)
-        snprintf(path, pathlen, "%s", newp);
-    local_result_set(res, IPC_DELIV_OK, "2.0.0", "delivered to maildir");
-    rc = 0;
-    goto out;
-
-fail:
-    if (fd != -1)
-        close(fd);
-    if (unlink(tmp) == -1 && errno != ENOENT)
-        log_warn("%s: unlink %s after a failed delivery", msg->qid, tmp);
-out:
+    rc = local_body_copy(msg, f->fd, prefix, 0, &written, res);
     free(prefix);
-    free(newdir);
-    free(newp);
-    free(tmp);
-    free(name);
-    free(hname);
-    return rc;
+    if (rc == -1) {
+        local_maildir_discard(f, msg->qid);
+        return -1;
+    }
+    return 0;
+}
+
+/* local_maildir_close - close the tmp file once its data is durable. */
+int
+local_maildir_close(struct local_maildir_file *f, struct local_result *res)
+{
+    int fd = f->fd;
+
+    f->fd = -1;
+    if (fd != -1 && close(fd) == -1) {
+        local_result_errno(res, errno, "close %s", f->tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* local_maildir_link - give the durable tmp file its name in new/. */
+int
+local_maildir_link(struct local_maildir_file *f, struct local_result *res)
+{
+    f->newp = xasprintf("%snew/%s", f->dir, f->name);
+    if (local_maildir_move(f->dir, f->tmp, f->newp, &f->created, &f->linked, res) == -1) {
+        free(f->newp);
+        f->newp = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* local_maildir_newdir - the new/ directory of f's Maildir (to free). */
+char *
+local_maildir_newdir(const struct local_maildir_file *f)
+{
+    return xasprintf("%snew", f->dir);
+}
+
+/* local_maildir_finish - after new/ is durable: drop the tmp name, free f. */
+void
+local_maildir_finish(struct local_maildir_file *f, const char *qid)
+{
+    if (f->linked && unlink(f->tmp) == -1)
+        log_warn("%s: unlink %s", qid, f->tmp);
+    local_maildir_free(f);
+}
+
+/* local_maildir_discard - undo a delivery that will not be reported: new/ entry and tmp. */
+void
+local_maildir_discard(struct local_maildir_file *f, const char *qid)
+{
+    if (f->fd != -1)
+        close(f->fd);
+    f->fd = -1;
+    if (f->newp != NULL && unlink(f->newp) == -1 && errno != ENOENT)
+        log_warn("%s: unlink %s after a failed delivery", qid, f->newp);
+    if (f->tmp != NULL && unlink(f->tmp) == -1 && errno != ENOENT)
+        log_warn("%s: unlink %s after a failed delivery", qid, f->tmp);
+    local_maildir_free(f);
+}
+
+/* local_maildir_free - release f's memory and descriptor; touches no file. */
+void
+local_maildir_free(struct local_maildir_file *f)
+{
+    if (f->fd != -1)
+        close(f->fd);
+    free(f->dir);
+    free(f->name);
+    free(f->tmp);
+    free(f->newp);
+    memset(f, 0, sizeof(*f));
+    f->fd = -1;
 }

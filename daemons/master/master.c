@@ -228,7 +228,9 @@ master_on_reload(int sig, void *arg)
         config_free(&cfg);
         return;
     }
-    if (master_listen_open(cfg, &m->listeners, &nl, err, sizeof(err)) == -1) {
+    if (master_listen_open(cfg, &m->listeners, &nl, err, sizeof(err)) == -1 ||
+        master_listen_add_submit(cfg, &m->listeners, &nl, err, sizeof(err)) == -1) {
+        master_listen_close(&nl);
         log_err("reload failed: %s; changing this listener may take a full restart "
                 "(postern stop; postern start); keeping the running configuration", err);
         config_free(&cfg);
@@ -334,7 +336,8 @@ main(int argc, char **argv)
     m.pid_path = xasprintf("%s/%s", config_path(m.cfg, "queue_directory"), MASTER_PID_FILE);
     if ((m.pid_fd = master_pid_lock(m.pid_path, &holder)) == -1)
         fatalx("already running (pid %ld, pid file %s)", (long)holder, m.pid_path);
-    if (master_listen_open(m.cfg, NULL, &m.listeners, err, sizeof(err)) == -1) {
+    if (master_listen_open(m.cfg, NULL, &m.listeners, err, sizeof(err)) == -1 ||
+        master_listen_add_submit(m.cfg, NULL, &m.listeners, err, sizeof(err)) == -1) {
         master_pid_remove(&m.pid_fd, m.pid_path);
         fatalx("%s", err);
     }
@@ -368,6 +371,7 @@ main(int argc, char **argv)
     master_control_stop(&m);
     master_spawn_free(&m);
     master_tls_free(&m);
+    master_listen_unlink(&m.listeners);
     master_listen_close(&m.listeners);
     master_pid_remove(&m.pid_fd, m.pid_path);
     log_info("stopped");

@@ -30,11 +30,13 @@ struct buf;
 #define MASTER_LISTEN_MAX       64          /* listening sockets passed to smtpd */
 #define MASTER_STOP_WAIT_MS     15000       /* SIGTERM, then SIGKILL after this long */
 #define MASTER_PID_FILE         "pid/master.pid"
+#define MASTER_SUBMIT_PATH      "public/submit"     /* sendmail -> smtpd (service submit) */
 
 /* One listening socket: which service it is for and where it listens. */
 struct master_listener {
-    char                   *service;        /* "smtp", "submission", "smtps" */
-    char                   *spec;           /* as configured, e.g. "[::1]:2525" */
+    char                   *service;        /* "smtp", "submission", "smtps", "submit" */
+    char                   *spec;           /* as configured, e.g. "[::1]:2525"; submit:
+                                             * the socket's path */
     struct sockaddr_storage addr;           /* parsed, zero-padded: comparable with memcmp */
     socklen_t               addrlen;
     int                     fd;             /* bound, listening, non-blocking, close-on-exec */
@@ -63,6 +65,7 @@ struct master {
     struct master_tls      *tls;            /* session-ticket keys (master_tls.c) */
     struct master_control  *control;        /* public/control (master_control.c) */
     uint64_t                started_ms;     /* ev_now_ms() at start, for postern status */
+    int                     smtpd_paused;   /* postern pause smtpd: new smtpds are told too */
 };
 
 /* master_listen.c */
@@ -80,11 +83,18 @@ int         master_listen_check(const struct config *, char *err, size_t errlen)
  * "key: item: reason" in err and nothing left open. */
 int         master_listen_open(const struct config *, const struct master_listeners *old,
                                struct master_listeners *out, char *err, size_t errlen);
+/* master_listen_add_submit - append <queue_directory>/public/submit (UNIX stream, 0666,
+ * service "submit") to set: old's socket duplicated if it has one, else bound anew (a stale
+ * file replaced). -1 with "path: reason" in err and set unchanged. */
+int         master_listen_add_submit(const struct config *, const struct master_listeners *old,
+                                     struct master_listeners *set, char *err, size_t errlen);
 /* master_listen_same - 1 if both sets have the same services on the same addresses. */
 int         master_listen_same(const struct master_listeners *, const struct master_listeners *);
 /* master_listen_services - "smtp,smtp,submission": the POSTERN_LISTENERS value (xmalloc'd). */
 char       *master_listen_services(const struct master_listeners *);
 void        master_listen_close(struct master_listeners *);
+/* master_listen_unlink - remove the files of the UNIX listeners (public/submit): at exit. */
+void        master_listen_unlink(const struct master_listeners *);
 
 /* master_queue.c */
 
@@ -127,8 +137,10 @@ void        master_tls_free(struct master *);
 
 /* master_spawn_start - create the daemon slots of the current config and start them. */
 void        master_spawn_start(struct master *);
-/* master_spawn_retire - reload: SIGTERM every running daemon and forget its slot; a retired
- * daemon is not restarted, and is SIGKILLed if it still runs MASTER_STOP_WAIT_MS later. */
+/* master_spawn_retire - reload: forget every running daemon's slot and retire it: smtpd
+ * gets SIGUSR1 (stop accepting, finish open sessions, exit; SIGKILL if it still runs
+ * smtpd_session_timeout + MASTER_STOP_WAIT_MS later), the others SIGTERM (SIGKILL after
+ * MASTER_STOP_WAIT_MS). A retired daemon is not restarted. */
 void        master_spawn_retire(struct master *);
 /* master_spawn_stop - stop: no more restarts, SIGTERM every daemon. */
 void        master_spawn_stop(struct master *);
@@ -161,7 +173,9 @@ int         master_spawn_handoff(struct master *, const struct ipc_ctl_handoff *
  * Answers reach master_control_counters() with the same reqid. */
 size_t      master_spawn_counters_req(struct master *, uint32_t reqid);
 /* master_spawn_log_level, master_spawn_pause_smtpd - tell every daemon (every smtpd) that
- * announced the capability; the others are named in `without` ("local[123] smtp[124]"). */
+ * announced the capability; the others are named in `without` ("local[123] smtp[124]").
+ * The pause state is remembered and sent to every smtpd that announces IPC_CAP_PAUSE later
+ * (restarts, reloads). */
 size_t      master_spawn_log_level(struct master *, uint32_t level, struct buf *without);
 size_t      master_spawn_pause_smtpd(struct master *, int paused, struct buf *without);
 

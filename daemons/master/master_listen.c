@@ -5,7 +5,14 @@
  * master is root) and hands them to every smtpd on fds 4, 5, ... with POSTERN_LISTENERS
  * naming their services. Addresses are numeric; a host name is an error, since the master
  * resolves nothing. On reload, sockets whose service and address did not change are kept
- * (duplicated), so no port is closed under the clients' feet. */
+ * (duplicated), so no port is closed under the clients' feet.
+ *
+ * One more listener is always there: <queue_directory>/public/submit, a UNIX stream socket
+ * (mode 0666 in the 0755 public/ directory), service `submit`, where `sendmail` speaks SMTP
+ * and smtpd takes the peer's uid (SO_PEERCRED) as the sender's identity. It comes last in
+ * POSTERN_LISTENERS (master_listen_add_submit(), after master_listen_open()); since
+ * queue_directory cannot change on reload, a reload always keeps it (duplicated like a
+ * port). master_listen_unlink() removes the file when master exits. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -160,6 +169,64 @@ fail:
     return -1;
 }
 
+/* master_listen_submit_addr - the sockaddr_un of <queue_directory>/public/submit; -1 if
+ * the path is too long for a UNIX socket. */
+static int
+master_listen_submit_addr(const struct config *cfg, struct master_listener *l)
+{
+    struct sockaddr_un *sun = (struct sockaddr_un *)&l->addr;
+    char               *path = xasprintf("%s/%s", config_path(cfg, "queue_directory"),
+                                         MASTER_SUBMIT_PATH);
+
+    memset(&l->addr, 0, sizeof(l->addr));
+    if (strlen(path) >= sizeof(sun->sun_path)) {
+        free(path);
+        return -1;
+    }
+    sun->sun_family = AF_UNIX;
+    memcpy(sun->sun_path, path, strlen(path) + 1);
+    l->addrlen = sizeof(*sun);
+    l->spec = path;
+    return 0;
+}
+
+/* master_listen_bind_unix - the public/submit socket: a stale file (a dead master's: we
+ * hold the pid file lock) is replaced; mode 0666, since the peer's uid, not the mode, is
+ * the identity. -1 with the reason in err. */
+static int
+master_listen_bind_unix(const struct master_listener *l, char *err, size_t errlen)
+{
+    const struct sockaddr_un *sun = (const struct sockaddr_un *)&l->addr;
+    int                       fd;
+
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    if (unlink(sun->sun_path) == -1 && errno != ENOENT) {
+        snprintf(err, errlen, "unlink: %s", strerror(errno));
+        goto fail;
+    }
+    if (bind(fd, (const struct sockaddr *)sun, l->addrlen) == -1) {
+        snprintf(err, errlen, "bind: %s", strerror(errno));
+        goto fail;
+    }
+    if (chmod(sun->sun_path, 0666) == -1) {
+        snprintf(err, errlen, "chmod: %s", strerror(errno));
+        goto fail;
+    }
+    if (listen(fd, MASTER_LISTEN_BACKLOG) == -1) {
+        snprintf(err, errlen, "listen: %s", strerror(errno));
+        goto fail;
+    }
+    return fd;
+
+fail:
+    close(fd);
+    return -1;
+}
+
 /* master_listen_find - the listener of set with this service and address, or NULL. */
 static const struct master_listener *
 master_listen_find(const struct master_listeners *set, const struct master_listener *l)
@@ -186,14 +253,14 @@ master_listen_collect(const struct config *cfg, struct master_listeners *out, ch
         config_list(cfg, master_listen_keys[k].key, &n);
         total += n;
     }
-    if (total > MASTER_LISTEN_MAX) {
+    if (total + 1 > MASTER_LISTEN_MAX) {
         snprintf(err, errlen, "%zu listeners configured, at most %d are supported", total,
-                 MASTER_LISTEN_MAX);
+                 MASTER_LISTEN_MAX - 1);
         out->v = NULL;
         out->n = 0;
         return -1;
     }
-    out->v = xcalloc(total ? total : 1, sizeof(*out->v));
+    out->v = xcalloc(total + 1, sizeof(*out->v));
     out->n = 0;
     for (size_t k = 0; k < sizeof(master_listen_keys) / sizeof(master_listen_keys[0]); k++) {
         char *const *items = config_list(cfg, master_listen_keys[k].key, &n);
@@ -254,6 +321,37 @@ master_listen_open(const struct config *cfg, const struct master_listeners *old,
 }
 
 int
+master_listen_add_submit(const struct config *cfg, const struct master_listeners *old,
+                         struct master_listeners *set, char *err, size_t errlen)
+{
+    struct master_listener        l;
+    const struct master_listener *o;
+    char                          why[256];
+
+    memset(&l, 0, sizeof(l));
+    if (master_listen_submit_addr(cfg, &l) == -1) {
+        snprintf(err, errlen, "queue_directory: %s/%s: path too long for a UNIX socket",
+                 config_path(cfg, "queue_directory"), MASTER_SUBMIT_PATH);
+        return -1;
+    }
+    l.service = xstrdup("submit");
+    if ((o = master_listen_find(old, &l)) != NULL) {
+        if ((l.fd = fcntl(o->fd, F_DUPFD_CLOEXEC, 3)) == -1)
+            snprintf(err, errlen, "%s: dup: %s", l.spec, strerror(errno));
+    } else if ((l.fd = master_listen_bind_unix(&l, why, sizeof(why))) == -1) {
+        snprintf(err, errlen, "%s: %s", l.spec, why);
+    }
+    if (l.fd == -1) {
+        free(l.service);
+        free(l.spec);
+        return -1;
+    }
+    set->v = xrealloc(set->v, (set->n + 1) * sizeof(*set->v));
+    set->v[set->n++] = l;
+    return 0;
+}
+
+int
 master_listen_same(const struct master_listeners *a, const struct master_listeners *b)
 {
     if (a->n != b->n)
@@ -293,4 +391,16 @@ master_listen_close(struct master_listeners *set)
     free(set->v);
     set->v = NULL;
     set->n = 0;
+}
+
+void
+master_listen_unlink(const struct master_listeners *set)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        const struct sockaddr_un *sun = (const struct sockaddr_un *)&set->v[i].addr;
+
+        if (set->v[i].addr.ss_family == AF_UNIX && unlink(sun->sun_path) == -1 &&
+            errno != ENOENT)
+            log_warn("unlink %s", sun->sun_path);
+    }
 }

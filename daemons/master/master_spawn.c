@@ -13,9 +13,13 @@
  * its own kind, or it is killed; an smtpd that said HELLO gets the session-ticket keys
  * (IPC_MASTER_TLS_KEYS, master_tls.c), and again after each rotation. When a daemon exits
  * it is restarted after master_throttle_delay(). On reload the running processes are
- * retired (SIGTERM, no restart, SIGKILL after MASTER_STOP_WAIT_MS) and fresh slots started;
- * a new qmgr waits until the retired one has exited, since only one process may hold the
- * queue database. */
+ * retired and fresh slots started: smtpd gets SIGUSR1 (stop accepting, finish the open
+ * sessions, which end by themselves within smtpd_session_timeout, then exit) and is
+ * SIGKILLed only if it still runs smtpd_session_timeout + MASTER_STOP_WAIT_MS later; the
+ * others get SIGTERM and MASTER_STOP_WAIT_MS. A new qmgr waits until the retired one has
+ * exited, since only one process may hold the queue database. `postern pause smtpd` is
+ * remembered (m->smtpd_paused) and told to every smtpd that announces IPC_CAP_PAUSE
+ * afterwards, so a restarted or reloaded smtpd stays paused. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -50,6 +54,7 @@ struct master_proc {
     struct ipc_conn    *chan;           /* NULL once the daemon closed it */
     uint64_t            started_ms;
     uint64_t            kill_timer;     /* retired: SIGKILL when it fires */
+    uint64_t            kill_after_ms;  /* ... this long after it was retired */
     int                 ready;          /* sent a valid HELLO */
     uint32_t            caps;           /* IPC_CAP_* from its MASTER_CAPS */
 };
@@ -169,6 +174,14 @@ master_spawn_control_frame(struct master_proc *p, const struct ipc_frame *f)
         p->caps = caps.caps;
         log_debug("daemon=%s slot=%u pid=%ld caps=0x%x", master_spawn_name(p->kind),
                   p->index, (long)p->pid, caps.caps);
+        if (p->kind == IPC_PEER_SMTPD && (p->caps & IPC_CAP_PAUSE) && p->m->smtpd_paused &&
+            p->chan != NULL) {
+            struct ipc_ctl_pause msg = { .paused = 1 };
+
+            if (ipc_ctl_pause_send(p->chan, 0, &msg, -1) == -1)
+                log_warnx("daemon=smtpd slot=%u pid=%ld: cannot tell it to pause", p->index,
+                          (long)p->pid);
+        }
         return 1;
     }
     if (f->type == IPC_CTL_COUNTERS && ipc_ctl_counters_dec(f, &cnt) == 0) {
@@ -475,8 +488,9 @@ master_spawn_kill_timer(void *arg)
     struct master_proc *p = arg;
 
     p->kill_timer = 0;
-    log_warnx("daemon=%s slot=%u pid=%ld still running %d s after SIGTERM: SIGKILL",
-              master_spawn_name(p->kind), p->index, (long)p->pid, MASTER_STOP_WAIT_MS / 1000);
+    log_warnx("daemon=%s slot=%u pid=%ld still running %llu s after it was retired: SIGKILL",
+              master_spawn_name(p->kind), p->index, (long)p->pid,
+              (unsigned long long)(p->kill_after_ms / 1000));
     master_spawn_signal(p, SIGKILL);
 }
 
@@ -484,9 +498,16 @@ void
 master_spawn_retire(struct master *m)
 {
     struct master_spawn *sp = m->spawn;
+    uint64_t             smtpd_grace;
 
     if (sp == NULL)
         return;
+    /* the running smtpd processes were started with the old config, but their sessions are
+     * bounded by the longer of the two session timeouts at worst; the new one is what we
+     * have, and the old one is gone: take the new one, at least the default hour */
+    smtpd_grace = config_time_ms(m->cfg, "smtpd_session_timeout");
+    if (smtpd_grace == 0)
+        smtpd_grace = 3600000;
     for (size_t i = 0; i < sp->nslots; i++) {
         struct master_slot *s = &sp->slots[i];
 
@@ -495,9 +516,16 @@ master_spawn_retire(struct master *m)
         if (s->proc == NULL)
             continue;
         s->proc->slot = NULL;
-        master_spawn_signal(s->proc, SIGTERM);
-        s->proc->kill_timer = ev_timer_add(m->ev, MASTER_STOP_WAIT_MS, master_spawn_kill_timer,
-                                           s->proc);
+        if (s->kind == IPC_PEER_SMTPD) {
+            /* graceful: established sessions (TLS ones too) run on to their natural end */
+            s->proc->kill_after_ms = smtpd_grace + MASTER_STOP_WAIT_MS;
+            master_spawn_signal(s->proc, SIGUSR1);
+        } else {
+            s->proc->kill_after_ms = MASTER_STOP_WAIT_MS;
+            master_spawn_signal(s->proc, SIGTERM);
+        }
+        s->proc->kill_timer = ev_timer_add(m->ev, s->proc->kill_after_ms,
+                                           master_spawn_kill_timer, s->proc);
         s->proc = NULL;
     }
     free(sp->slots);
@@ -758,5 +786,6 @@ master_spawn_log_level(struct master *m, uint32_t level, struct buf *without)
 size_t
 master_spawn_pause_smtpd(struct master *m, int paused, struct buf *without)
 {
+    m->smtpd_paused = paused;
     return master_spawn_cast(m, IPC_CAP_PAUSE, IPC_PEER_SMTPD, (uint32_t)paused, 1, without);
 }

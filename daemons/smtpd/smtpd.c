@@ -2,7 +2,8 @@
  *
  * Started by master as `smtpd -c DIR -i SLOT [-d]` (doc/internals.md): fd 3 is the master
  * channel, fds 4.. are listening sockets named by $POSTERN_LISTENERS (smtp, submission,
- * smtps). We read the config, open the recipient maps (libcommon/resolve: virtual_alias_map,
+ * smtps, submit: public/submit, where sendmail speaks SMTP and the peer's uid is the
+ * sender; its users are read before the chroot, smtpd_submit.c). We read the config, open the recipient maps (libcommon/resolve: virtual_alias_map,
  * alias_map, mailbox_map) and the auth map, load the TLS certificates and keys (a map that
  * cannot be opened or a bad key is fatal: master logs it and throttles the restarts), drop
  * privileges (mail_owner, chrooted to smtpd_chroot or <queue_directory>/empty) when root,
@@ -10,8 +11,15 @@
  * master and serve sessions until SIGTERM (graceful: idle sessions get 421, transactions get
  * SMTPD_STOP_GRACE_MS; this is also how a reload replaces us, so established TLS sessions
  * finish on the context they started with) or until master goes away. Session-ticket keys
- * arrive in IPC_MASTER_TLS_KEYS, again at every rotation. The qmgr socket arrives in
- * IPC_MASTER_PEER, again after a qmgr restart; while there is none, MAIL and DATA get 451.
+ * arrive in IPC_MASTER_TLS_KEYS, again at every rotation. SIGUSR1 (master's reload) retires
+ * us gracefully: the listeners are closed, open sessions (TLS ones on the context they
+ * started with) go on until they end or time out (smtpd_timeout, smtpd_session_timeout),
+ * then we exit; SIGTERM during that still stops us as above. After HELLO we send
+ * IPC_MASTER_CAPS (counters, log level, pause) and answer IPC_CTL_COUNTERS_REQ, apply
+ * IPC_CTL_LOG_LEVEL, and on IPC_CTL_PAUSE stop (or resume) watching the network listeners;
+ * public/submit stays served while paused, so local mail (cron, sendmail) still queues. The qmgr socket arrives in
+ * IPC_MASTER_PEER, again after a qmgr restart (or a reload); when one goes away, sessions
+ * hold MAIL and DATA for up to SMTPD_QMGR_WAIT_MS for the next one, then answer 451.
  * A malformed frame from qmgr or master is a bug in a trusted process: fatalx() and master
  * restarts us. */
 #include <arpa/inet.h>
@@ -36,6 +44,8 @@ struct smtpd smtpd;
 
 static uint64_t smtpd_stop_timer;
 
+static void smtpd_accept(int fd, int events, void *arg);
+
 /* smtpd_usage - bad arguments. */
 static void __attribute__((noreturn))
 smtpd_usage(void)
@@ -49,6 +59,42 @@ int
 smtpd_qmgr_up(void)
 {
     return smtpd.qmgr != NULL;
+}
+
+/* smtpd_qmgr_expected - see smtpd.h. */
+int
+smtpd_qmgr_expected(void)
+{
+    return smtpd.qmgr == NULL && smtpd.qmgr_wait_until > ev_now_ms();
+}
+
+/* smtpd_qmgr_wait_end - a qmgr arrived, or waiting for one is over: the sessions that held
+ * MAIL or DATA go on (and, without a qmgr, answer 451). */
+static void
+smtpd_qmgr_wait_end(void)
+{
+    struct smtpd_session *s, *next;
+
+    smtpd.qmgr_wait_until = 0;
+    ev_timer_del(smtpd.ev, smtpd.qmgr_wait_timer);
+    smtpd.qmgr_wait_timer = 0;
+    for (s = smtpd.sessions; s != NULL; s = next) {
+        next = s->next;
+        if (s->dead || !s->qmgr_stalled)
+            continue;
+        s->qmgr_stalled = 0;
+        smtpd_session_resume(s);
+    }
+}
+
+/* smtpd_qmgr_wait_timeout - no qmgr came in SMTPD_QMGR_WAIT_MS. */
+static void
+smtpd_qmgr_wait_timeout(void *arg)
+{
+    (void)arg;
+    smtpd.qmgr_wait_timer = 0;
+    log_warnx("no qmgr for %d ms: MAIL and DATA are answered 451", SMTPD_QMGR_WAIT_MS);
+    smtpd_qmgr_wait_end();
 }
 
 /* smtpd_exit_now - close everything and leave the loop. */
@@ -77,8 +123,10 @@ smtpd_session_gone(struct smtpd_session *s)
     (void)s;
     smtpd.nsessions--;
     smtpd.stats.sessions = smtpd.nsessions;
-    if (smtpd.stopping && smtpd.nsessions == 0)
+    if ((smtpd.stopping || smtpd.retiring) && smtpd.nsessions == 0) {
+        log_info("stopping: %s, no sessions left", smtpd.stopping ? "stopped" : "retired");
         ev_stop(smtpd.ev);
+    }
 }
 
 /* smtpd_close_listeners - stop accepting. */
@@ -95,6 +143,26 @@ smtpd_close_listeners(void)
         smtpd.listeners[i].fd = -1;
     }
 }
+
+/* smtpd_sigusr1 - master reloaded: stop accepting, let the open sessions finish (each is
+ * bounded by smtpd_timeout and smtpd_session_timeout), then exit. */
+static void
+smtpd_sigusr1(int sig, void *arg)
+{
+    (void)arg;
+    if (smtpd.stopping || smtpd.retiring)
+        return;
+    log_info("signal %d: retiring, sessions=%zu finish first", sig, smtpd.nsessions);
+    smtpd.retiring = 1;
+    smtpd_close_listeners();
+    if (smtpd.nsessions == 0)
+        ev_stop(smtpd.ev);
+}
+
+/* smtpd_pause - IPC_CTL_PAUSE: stop (resume) watching the network listeners; submit
+ * (local mail) stays served. Sessions in progress are not touched. */
+static void
+smtpd_pause(int paused);
 
 /* smtpd_stop_timeout - the grace period is over. */
 static void
@@ -136,6 +204,13 @@ smtpd_qmgr_lost(void)
     struct smtpd_session *s, *next;
 
     ipc_conn_free(&smtpd.qmgr);
+    if (!smtpd.stopping && smtpd.master != NULL) {
+        /* master starts or reconnects a qmgr at once (reload, restart): wait for it */
+        ev_timer_del(smtpd.ev, smtpd.qmgr_wait_timer);
+        smtpd.qmgr_wait_until = ev_now_ms() + SMTPD_QMGR_WAIT_MS;
+        smtpd.qmgr_wait_timer = ev_timer_add(smtpd.ev, SMTPD_QMGR_WAIT_MS,
+                                             smtpd_qmgr_wait_timeout, NULL);
+    }
     for (s = smtpd.sessions; s != NULL; s = next) {
         next = s->next;
         if (!s->dead)
@@ -232,6 +307,80 @@ smtpd_tls_keys(const struct ipc_frame *f)
     explicit_bzero((void *)f->payload, f->len);
 }
 
+/* smtpd_counters - answer master's IPC_CTL_COUNTERS_REQ. */
+static void
+smtpd_counters(uint32_t reqid)
+{
+    const char             *names[SMTPD_STATS_N];
+    uint64_t                v[SMTPD_STATS_N];
+    uint8_t                 vals[SMTPD_STATS_N * 8];
+    struct ipc_ctl_counters out;
+    size_t                  n = smtpd_stats_counters(&smtpd.stats, names, v, SMTPD_STATS_N);
+
+    for (size_t i = 0; i < n; i++)
+        for (int b = 0; b < 8; b++)
+            vals[i * 8 + (size_t)b] = (uint8_t)(v[i] >> (56 - 8 * b));
+    out.name = names;
+    out.name_n = (uint32_t)n;
+    out.value = vals;
+    out.value_len = (uint32_t)(n * 8);
+    if (ipc_ctl_counters_send(smtpd.master, reqid, &out, -1) == -1)
+        log_warnx("cannot send counters to master");
+}
+
+static void
+smtpd_pause(int paused)
+{
+    size_t n = 0;
+
+    smtpd.paused = paused;
+    for (size_t i = 0; i < smtpd.nlisten; i++) {
+        struct smtpd_listener *l = &smtpd.listeners[i];
+
+        if (l->fd < 0 || l->svc == SMTPD_SVC_SUBMIT)
+            continue;
+        if (paused)
+            ev_io_del(smtpd.ev, l->fd);
+        else if (ev_io_set(smtpd.ev, l->fd, EV_READ, smtpd_accept, l) == -1)
+            log_warnx("listener fd %d: cannot watch", l->fd);
+        n++;
+    }
+    log_info("%s: %zu network listeners %s (postern %s smtpd)", paused ? "paused" : "resumed",
+             n, paused ? "not accepting" : "accepting again", paused ? "pause" : "resume");
+}
+
+/* smtpd_master_control - the control messages we asked for with IPC_MASTER_CAPS; 1 if f
+ * was one. Malformed: master is trusted, so it is a bug. */
+static int
+smtpd_master_control(const struct ipc_frame *f)
+{
+    struct ipc_ctl_counters_req req;
+    struct ipc_ctl_log_level    lvl;
+    struct ipc_ctl_pause        pause;
+
+    switch (f->type) {
+    case IPC_CTL_COUNTERS_REQ:
+        if (f->fd >= 0 || ipc_ctl_counters_req_dec(f, &req) == -1)
+            fatalx("master: malformed %s", ipc_type_name(f->type));
+        smtpd_counters(f->reqid);
+        return 1;
+    case IPC_CTL_LOG_LEVEL:
+        if (f->fd >= 0 || ipc_ctl_log_level_dec(f, &lvl) == -1 || lvl.level > LOG_LVL_DEBUG)
+            fatalx("master: malformed %s", ipc_type_name(f->type));
+        log_set_level((enum log_level)lvl.level);
+        log_info("log level set to %s by postern log-level",
+                 (const char *[]){ "err", "warn", "info", "debug" }[lvl.level]);
+        return 1;
+    case IPC_CTL_PAUSE:
+        if (f->fd >= 0 || ipc_ctl_pause_dec(f, &pause) == -1 || pause.paused > 1)
+            fatalx("master: malformed %s", ipc_type_name(f->type));
+        if ((int)pause.paused != smtpd.paused)
+            smtpd_pause((int)pause.paused);
+        return 1;
+    }
+    return 0;
+}
+
 /* smtpd_master_frame - peers and ticket keys from master; EOF means master is gone. */
 static void
 smtpd_master_frame(struct ipc_conn *c, const struct ipc_frame *f, void *arg)
@@ -253,6 +402,8 @@ smtpd_master_frame(struct ipc_conn *c, const struct ipc_frame *f, void *arg)
         smtpd_tls_keys(f);
         return;
     }
+    if (smtpd_master_control(f))
+        return;
     if (f->type != IPC_MASTER_PEER) {
         log_debug("master: %s ignored", ipc_type_name(f->type));
         if (f->fd >= 0)
@@ -278,6 +429,7 @@ smtpd_master_frame(struct ipc_conn *c, const struct ipc_frame *f, void *arg)
         log_warn("qmgr socket: fcntl");
     smtpd.qmgr = ipc_conn_new(smtpd.ev, f->fd, smtpd_qmgr_frame, NULL);
     log_debug("qmgr connected id=%u", m.id);
+    smtpd_qmgr_wait_end();
 }
 
 /* smtpd_accept - take new connections from one listener. */
@@ -311,8 +463,11 @@ smtpd_accept(int fd, int events, void *arg)
             else
                 inet_ntop(AF_INET6, &sin6->sin6_addr, addr, sizeof(addr));
             snprintf(port, sizeof(port), "%u", ntohs(sin6->sin6_port));
-        } else if (ss.ss_family == AF_UNIX) {
+        } else if (ss.ss_family == AF_UNIX || l->svc == SMTPD_SVC_SUBMIT) {
+            /* public/submit: the address in logs and the envelope; the identity is the
+             * peer's uid (smtpd_submit_peer) */
             snprintf(addr, sizeof(addr), "127.0.0.1");
+            snprintf(port, sizeof(port), "local");
         }
         smtpd_session_accept(c, l, addr, port);
     }
@@ -341,6 +496,8 @@ smtpd_listeners(void)
             svc = SMTPD_SVC_SUBMISSION;
         else if (strcmp(tok, "smtps") == 0)
             svc = SMTPD_SVC_SMTPS;
+        else if (strcmp(tok, "submit") == 0)
+            svc = SMTPD_SVC_SUBMIT;
         else
             fatalx("POSTERN_LISTENERS: unknown service \"%s\"", tok);
         if (fcntl(fd, F_GETFD) == -1)
@@ -559,6 +716,11 @@ main(int argc, char **argv)
     if (fcntl(3, F_GETFD) == -1)
         fatal("master channel fd 3");
     smtpd_listeners();
+    for (size_t i = 0; i < smtpd.nlisten; i++)
+        if (smtpd.listeners[i].svc == SMTPD_SVC_SUBMIT) {
+            smtpd_submit_load();       /* NSS is out of reach after the chroot */
+            break;
+        }
     smtpd_tls_init();
     tzset();                          /* load the time zone before the chroot */
     {
@@ -579,7 +741,8 @@ main(int argc, char **argv)
     }
 
     if (ev_signal(smtpd.ev, SIGTERM, smtpd_sigterm, NULL) == -1
-        || ev_signal(smtpd.ev, SIGINT, smtpd_sigterm, NULL) == -1)
+        || ev_signal(smtpd.ev, SIGINT, smtpd_sigterm, NULL) == -1
+        || ev_signal(smtpd.ev, SIGUSR1, smtpd_sigusr1, NULL) == -1)
         fatal("signals");
     if (smtpd.auth_map != NULL)
         smtpd.pwcheck = smtpd_pwcheck_new(smtpd.ev, SMTPD_PWCHECK_THREADS);
@@ -588,8 +751,14 @@ main(int argc, char **argv)
     smtpd.master = ipc_conn_new(smtpd.ev, 3, smtpd_master_frame, NULL);
     {
         struct ipc_master_hello h = { IPC_VERSION, IPC_PEER_SMTPD, (uint32_t)getpid() };
+        struct ipc_master_caps  caps = {
+            .caps = IPC_CAP_COUNTERS | IPC_CAP_LOG_LEVEL | IPC_CAP_PAUSE
+        };
+
         if (ipc_master_hello_send(smtpd.master, 0, &h, -1) == -1)
             fatalx("master: cannot send hello");
+        if (ipc_master_caps_send(smtpd.master, 0, &caps, -1) == -1)
+            fatalx("master: cannot send caps");
     }
     for (size_t i = 0; i < smtpd.nlisten; i++)
         if (ev_io_set(smtpd.ev, smtpd.listeners[i].fd, EV_READ, smtpd_accept,
@@ -602,10 +771,12 @@ main(int argc, char **argv)
         fatalx("event loop failed");
     smtpd_session_reap();
     ev_timer_del(smtpd.ev, smtpd_stop_timer);
+    ev_timer_del(smtpd.ev, smtpd.qmgr_wait_timer);
     ipc_conn_free(&smtpd.qmgr);
     ipc_conn_free(&smtpd.master);
     smtpd_pwcheck_free(&smtpd.pwcheck);
     resolve_close(&smtpd.resolve);
+    smtpd_submit_free();
     map_close(&smtpd.auth_map);
     tls_ctx_free(&smtpd.tls);
     log_info("stopped");

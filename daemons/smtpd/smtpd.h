@@ -5,7 +5,8 @@
  * and SMTPS handshakes, buffers, timers, the input loop), smtpd_cmd.c the commands
  * (recipients through libcommon/resolve, STARTTLS, AUTH, relay permission), smtpd_data.c
  * the DATA phase and the talk with qmgr about one message, smtpd_pwcheck.c the worker
- * threads that check AUTH passwords, smtpd_stats.c the counters. All protocol parsing is in
+ * threads that check AUTH passwords, smtpd_stats.c the counters, smtpd_submit.c the
+ * identity of local submitters on public/submit (sendmail). All protocol parsing is in
  * libsmtp and all TLS in libtls; this daemon only decides and does I/O. Everything but the
  * password hashing runs on one event loop; a session never blocks except on its own spool
  * file. */
@@ -37,6 +38,8 @@
 #define SMTPD_OUT_MAX     (64 * 1024)  /* unsent replies before we stop reading */
 #define SMTPD_BODY_CHUNK  (128 * 1024) /* spool-file writes */
 #define SMTPD_STOP_GRACE_MS 10000      /* SIGTERM: transactions get this long */
+#define SMTPD_QMGR_WAIT_MS  10000      /* qmgr lost: MAIL and DATA wait this long for the
+                                        * next one (a reload or restart) before 451 */
 #define SMTPD_BUF_KEEP    4096         /* an empty buffer bigger than this is given back */
 #define SMTPD_TICKET_KEYS_MAX 4        /* session-ticket keys kept (libtls's limit) */
 
@@ -47,12 +50,13 @@ enum smtpd_service {
     SMTPD_SVC_SMTP = 0,                /* STARTTLS offered when there is a certificate */
     SMTPD_SVC_SUBMISSION,              /* STARTTLS required before AUTH and MAIL */
     SMTPD_SVC_SMTPS,                   /* TLS from the first byte, then the greeting */
+    SMTPD_SVC_SUBMIT,                  /* public/submit (UNIX): sendmail, the peer's uid */
 };
 
 struct smtpd_listener {
     int                fd;
     enum smtpd_service svc;
-    const char        *name;           /* "smtp", "submission", "smtps" */
+    const char        *name;           /* "smtp", "submission", "smtps", "submit" */
 };
 
 /* Process-wide state. */
@@ -70,6 +74,10 @@ struct smtpd {
     struct smtpd_listener *listeners;
     size_t           nlisten;
     int              stopping;         /* SIGTERM or master gone */
+    int              retiring;         /* SIGUSR1 (reload): no new sessions, open ones end */
+    int              paused;           /* postern pause smtpd: network listeners unwatched */
+    uint64_t         qmgr_wait_until;  /* qmgr lost: a new one is expected until then */
+    uint64_t         qmgr_wait_timer;
     char             hostname[256];
     char             banner[512];
     char *const     *local_domains;
@@ -136,7 +144,11 @@ struct smtpd_session {
     const struct smtpd_io *io;
     const char      *service;
     enum smtpd_service svc;
-    int              mynetworks;       /* the client is in mynetworks */
+    int              mynetworks;       /* the client is in mynetworks (or is local) */
+    uid_t            local_uid;        /* submit: the peer's uid (SO_PEERCRED) */
+    pid_t            local_pid;        /* ... and pid */
+    char             local_user[72];   /* ... its login name (smtpd_submit.c) */
+    int              local_admin;      /* ... root or admin_group: MAIL FROM as given */
     char             addr[64];         /* client address, no brackets */
     char             addr_port[80];    /* for logs */
     enum smtpd_state state;
@@ -146,6 +158,7 @@ struct smtpd_session {
     struct buf       out;              /* replies not yet written */
     struct smtp_line line;
     int              closing;          /* close once out is written */
+    int              qmgr_stalled;     /* MAIL/DATA held until the next qmgr (or 451) */
     int              dead;             /* closed; freed at the end of the loop turn */
     int              read_eof;
     int              io_events;        /* what is being watched */
@@ -194,6 +207,18 @@ struct smtpd_session {
 /* smtpd.c */
 void smtpd_session_gone(struct smtpd_session *);     /* bookkeeping when one ends */
 int  smtpd_qmgr_up(void);
+/* smtpd_qmgr_expected - no qmgr now, but master is bringing one (the last went away less
+ * than SMTPD_QMGR_WAIT_MS ago): a session holds MAIL and DATA instead of answering 451. */
+int  smtpd_qmgr_expected(void);
+
+/* smtpd_submit.c */
+/* smtpd_submit_load - read the passwd database and admin_group into the uid table
+ * (before the chroot; the table lives until smtpd exits). */
+void smtpd_submit_load(void);
+void smtpd_submit_free(void);
+/* smtpd_submit_peer - fill s->local_* from the peer of a public/submit connection; -1 if
+ * the kernel does not say or the uid has no login name known to us (logged). */
+int  smtpd_submit_peer(int fd, struct smtpd_session *);
 
 /* smtpd_session.c */
 void smtpd_session_accept(int fd, const struct smtpd_listener *, const char *addr,

@@ -15,6 +15,10 @@
  * them count towards smtpd_recipient_limit. What an alias of ours expands to needs no relay
  * permission: the administrator chose it (as in Postfix).
  *
+ * MAIL on submit (public/submit, sendmail): the sender is <user@myhostname> for the
+ * peer's login name unless the peer is root or in admin_group (smtpd_submit.c); the
+ * client is trusted for relaying like mynetworks, and neither STARTTLS nor AUTH is offered.
+ *
  * STARTTLS is offered where a certificate is configured (not on smtps, not twice) and
  * required on submission before AUTH and MAIL; submission also requires AUTH before MAIL
  * (DESIGN: "STARTTLS then AUTH required"). AUTH PLAIN and LOGIN (RFC 4954) are offered only
@@ -105,7 +109,8 @@ smtpd_cmd_session_reset(struct smtpd_session *s)
 static int
 smtpd_cmd_starttls_offered(const struct smtpd_session *s)
 {
-    return smtpd.tls != NULL && s->tls == NULL && s->svc != SMTPD_SVC_SMTPS;
+    return smtpd.tls != NULL && s->tls == NULL && s->svc != SMTPD_SVC_SMTPS
+        && s->svc != SMTPD_SVC_SUBMIT;
 }
 
 /* smtpd_cmd_auth_offered - AUTH only inside TLS, on submission and smtps, with a map. */
@@ -113,7 +118,7 @@ static int
 smtpd_cmd_auth_offered(const struct smtpd_session *s)
 {
     return smtpd.auth_map != NULL && s->tls_phase == SMTPD_TLS_ON
-        && s->svc != SMTPD_SVC_SMTP;
+        && s->svc != SMTPD_SVC_SMTP && s->svc != SMTPD_SVC_SUBMIT;
 }
 
 /* smtpd_cmd_tls_required - submission: nothing but the basics before STARTTLS. */
@@ -240,7 +245,15 @@ smtpd_cmd_mail(struct smtpd_session *s, const struct smtp_cmd *cmd)
         smtpd_session_reply(s, 451, "4.3.0", "Error: queue manager unavailable, try again later");
         return;
     }
-    s->sender = xstrdup(path.addr);
+    if (s->svc == SMTPD_SVC_SUBMIT && !s->local_admin) {
+        /* local submission: the user's identity is the sender, whatever was asked */
+        s->sender = xasprintf("%s@%s", s->local_user, smtpd.hostname);
+        if (strcasecmp(s->sender, path.addr) != 0)
+            log_info("local user %s (uid %lu): sender <%s> replaced by <%s>", s->local_user,
+                     (unsigned long)s->local_uid, path.addr, s->sender);
+    } else {
+        s->sender = xstrdup(path.addr);
+    }
     s->mail = mp;
     s->smtputf8 = mp.smtputf8;
     s->state = SMTPD_ST_MAIL;

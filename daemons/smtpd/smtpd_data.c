@@ -3,13 +3,14 @@
  * The flow is the one in doc/internals.md: at DATA send MSG_OPEN; on MSG_OPENED (with a
  * write descriptor) reply 354, write our Received: header, then the data as smtp_data
  * scans it (dots unstuffed, CRLF line ends), in large writes. At the end of data: any
- * limit broken -> the right 5xx and MSG_ABORT; else fdatasync(), MSG_COMMIT, close the
+ * limit broken -> the right 5xx and MSG_ABORT; else MSG_COMMIT, close the
  * descriptor and wait for MSG_QUEUED before saying 250. Every failure on our side is 451
  * 4.3.0. A message that will be rejected (too big, too many Received: headers, ...) is
  * still read to its real end (so the client's next command is not taken from the middle of
  * its message) but no longer stored. The Received: header and the envelope's protocol say
  * whether the session was TLS (ESMTPS, the version and cipher) and authenticated
- * (ESMTPSA, the user). */
+ * (ESMTPSA, the user); for local submission (public/submit) they name the local user and
+ * uid and the protocol is LOCAL. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,8 @@ smtpd_data_protocol(const struct smtpd_session *s)
     };
     int i = (s->tls_phase == SMTPD_TLS_ON ? 2 : 0) + (s->auth_user != NULL ? 1 : 0);
 
+    if (s->svc == SMTPD_SVC_SUBMIT)
+        return "LOCAL";
     if (!s->esmtp)
         return "SMTP";
     return names[s->smtputf8 ? 1 : 0][i];
@@ -51,8 +54,12 @@ smtpd_data_received(struct smtpd_session *s)
     localtime_r(&now, &tm);
     if (strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
         date[0] = '\0';
-    buf_printf(&s->body, "Received: from %s ([%s%s])", s->helo ? s->helo : "unknown",
-               v6 ? "IPv6:" : "", s->addr);
+    if (s->svc == SMTPD_SVC_SUBMIT)     /* sendmail: who, not where from */
+        buf_printf(&s->body, "Received: from local user %s (uid %lu)", s->local_user,
+                   (unsigned long)s->local_uid);
+    else
+        buf_printf(&s->body, "Received: from %s ([%s%s])", s->helo ? s->helo : "unknown",
+                   v6 ? "IPv6:" : "", s->addr);
     if (s->tls != NULL && s->tls_phase == SMTPD_TLS_ON) {
         const struct tls_facts *f = tls_conn_facts(s->tls);
 
@@ -271,10 +278,7 @@ smtpd_data_end(struct smtpd_session *s)
         return;
     }
     smtpd_data_write(s);
-    if (s->body_error == 0 && fdatasync(s->body_fd) == -1) {
-        s->body_error = errno;
-        log_warn("%s: spool file fdatasync", s->qid);
-    }
+    /* No fsync here: qmgr makes the whole batch durable with one syncfs before QUEUED. */
     if (s->body_error != 0) {
         smtpd_data_abort(s);
         smtpd_data_fail(s, "queue file write error");

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -431,7 +432,8 @@ smtpd_session_accept(int fd, const struct smtpd_listener *l, const char *addr,
         close(fd);
         return;
     }
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (l->svc != SMTPD_SVC_SUBMIT)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     s = xcalloc(1, sizeof(*s));
     s->fd = fd;
     s->io = &smtpd_session_plain;
@@ -461,7 +463,23 @@ smtpd_session_accept(int fd, const struct smtpd_listener *l, const char *addr,
     s->idle_timer = ev_timer_add(smtpd.ev, smtpd.timeout_ms, smtpd_session_idle_timer, s);
     s->session_timer = ev_timer_add(smtpd.ev, smtpd.session_timeout_ms,
                                     smtpd_session_total_timer, s);
-    log_info("connect from [%s]:%s service=%s", s->addr, port, s->service);
+    if (s->svc == SMTPD_SVC_SUBMIT) {
+        /* local submission: the peer's uid is the identity; trusted like mynetworks */
+        s->mynetworks = 1;
+        if (smtpd_submit_peer(fd, s) == -1) {
+            smtp_reply(&s->out, 421, "4.3.0", "%s Cannot tell who uid %lu is: try again "
+                       "later (postern reload re-reads the users)", smtpd.hostname,
+                       (unsigned long)s->local_uid);
+            s->closing = 1;
+            smtpd_session_flush(s);
+            return;
+        }
+        log_info("connect from local user %s (uid %lu pid %ld) service=%s%s", s->local_user,
+                 (unsigned long)s->local_uid, (long)s->local_pid, s->service,
+                 s->local_admin ? " admin=yes" : "");
+    } else {
+        log_info("connect from [%s]:%s service=%s", s->addr, port, s->service);
+    }
     if (s->svc == SMTPD_SVC_SMTPS) {
         smtpd_session_tls_begin(s);  /* the greeting follows the handshake */
         return;
@@ -612,6 +630,19 @@ smtpd_session_line(struct smtpd_session *s, enum smtp_line_status st, const char
     (void)smtpd_session_error(s);
 }
 
+/* smtpd_session_wants_qmgr - does the next buffered command need qmgr (MAIL, DATA)? A
+ * look at its verb only; it is parsed as usual once it runs. */
+static int
+smtpd_session_wants_qmgr(const struct smtpd_session *s)
+{
+    const char *p = s->in.data;
+
+    if (s->auth != NULL || s->in.len < 4 || (s->state != SMTPD_ST_GREETED
+                                             && s->state != SMTPD_ST_MAIL))
+        return 0;
+    return strncasecmp(p, "MAIL", 4) == 0 || strncasecmp(p, "DATA", 4) == 0;
+}
+
 /* smtpd_session_process - work through buffered input until we must wait. */
 static void
 smtpd_session_process(struct smtpd_session *s)
@@ -632,6 +663,10 @@ smtpd_session_process(struct smtpd_session *s)
         }
         if (s->in.len == 0)
             break;
+        if (smtpd_qmgr_expected() && smtpd_session_wants_qmgr(s)) {
+            s->qmgr_stalled = 1;      /* qmgr is being replaced: smtpd_qmgr_wait_end() */
+            break;
+        }
         st = smtp_cmd_getline(&s->line, s->in.data, s->in.len, &skip, &linelen, &consumed);
         /* a line of an AUTH exchange, or an AUTH command, holds a secret */
         s->wipe_input = s->auth != NULL;

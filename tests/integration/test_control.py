@@ -1,5 +1,5 @@
 """test_control - the daemon commands over public/control: status, stats --json,
-log-level, pause|resume delivery, pause smtpd (not supported by smtpd yet), the socket's
+log-level, pause|resume delivery, pause|resume smtpd, the socket's
 mode and its robustness against garbage, oversized and idle clients.
 """
 
@@ -91,9 +91,12 @@ def test_control_status_stats_loglevel_pause():
         c = inst.maildirs["alice"].wait_for([tag], timeout=20)
         expect(c.get(tag) == 1, "not delivered after resume")
 
-        # smtpd does not implement pause yet: refused, said so, smtpd unharmed.
+        # pause smtpd: every smtpd announced IPC_CAP_PAUSE and takes it; resume undoes it
+        # (test_sendmail checks that a paused smtpd does not greet on the network).
         r = inst.postern("pause", "smtpd")
-        expect(r.returncode == 1 and "not support" in r.stdout, "pause smtpd: %s" % r.stdout)
+        expect(r.returncode == 0 and "paused" in r.stdout, "pause smtpd: %s" % r.stdout)
+        r = inst.postern("resume", "smtpd")
+        expect(r.returncode == 0, "resume smtpd: %s" % r.stdout)
         tag = unique_tag("still")
         inst.send(make_message(tag))
         inst.maildirs["alice"].wait_for([tag], timeout=20)

@@ -94,7 +94,7 @@ test_config_defaults(void)
     CHECK_STR(config_str(c, "syslog_facility"), "mail");
     CHECK(config_int(c, "smtpd_processes") == 2);
     CHECK(config_int(c, "local_processes") == 1);
-    CHECK(config_int(c, "local_concurrency") == 10);
+    CHECK(config_int(c, "local_concurrency") == 50);
     CHECK(config_int(c, "smtpd_recipient_limit") == 1000);
     CHECK(config_int(c, "smtpd_max_sessions") == 1000);
     CHECK(config_int(c, "smtpd_error_limit") == 20);
