@@ -25,6 +25,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "daemon.h"
 #include "ev.h"
 #include "ipc.h"
 #include "ipc_msg.h"
@@ -39,7 +40,6 @@
 #include "qmgr_smtpd.h"
 #include "qmgr_store.h"
 
-#define QMGR_MASTER_FD        3
 #define QMGR_ORPHAN_AGE       3600            /* seconds before an unreferenced body goes */
 #define QMGR_CHECKPOINT_MS    (60 * 1000)
 #define QMGR_SWEEP_MS         (3600 * 1000)
@@ -114,34 +114,6 @@ qmgr_route_setup(const struct config *cfg)
     qmgr_map_open(cfg, &qmgr_transport_map, &qmgr_route.transport, &qmgr_route.transport_arg);
     qmgr_map_open(cfg, &qmgr_tls_policy_map, &qmgr_route.tls_policy,
                   &qmgr_route.tls_policy_arg);
-}
-
-/* qmgr_usage - wrong arguments. */
-static void __attribute__((noreturn))
-qmgr_usage(void)
-{
-    fprintf(stderr, "usage: qmgr [-d] [-c config_dir] [-i slot]\n");
-    exit(2);
-}
-
-/* qmgr_facility - the syslog facility named in the config. */
-static int
-qmgr_facility(const char *name)
-{
-    static const struct {
-        const char *name;
-        int         facility;
-    } t[] = {
-        { "mail", LOG_MAIL }, { "daemon", LOG_DAEMON }, { "local0", LOG_LOCAL0 },
-        { "local1", LOG_LOCAL1 }, { "local2", LOG_LOCAL2 }, { "local3", LOG_LOCAL3 },
-        { "local4", LOG_LOCAL4 }, { "local5", LOG_LOCAL5 }, { "local6", LOG_LOCAL6 },
-        { "local7", LOG_LOCAL7 },
-    };
-
-    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
-        if (strcmp(name, t[i].name) == 0)
-            return t[i].facility;
-    return LOG_MAIL;
 }
 
 /* qmgr_stop - leave the event loop; main() closes everything. */
@@ -322,10 +294,7 @@ qmgr_read_params(const struct config *cfg)
     qmgr_params.dest_pause = config_time_ms(cfg, "queue_destination_pause") / 1000;
     qmgr_params.delay_warning = config_time_ms(cfg, "queue_delay_warning") / 1000;
     snprintf(qmgr_params.myhostname, sizeof(qmgr_params.myhostname), "%s",
-             config_str(cfg, "myhostname"));
-    if (qmgr_params.myhostname[0] == '\0'
-        && gethostname(qmgr_params.myhostname, sizeof(qmgr_params.myhostname) - 1) == -1)
-        snprintf(qmgr_params.myhostname, sizeof(qmgr_params.myhostname), "localhost");
+             daemon_hostname(cfg));
     qmgr_params.rcpt_limit = rcpts > 0 ? (uint32_t)rcpts : 1;
     /* One transaction per session at a time, with slack for sessions being torn down. */
     qmgr_params.max_open = sessions > 0 && sessions < 1000000 ? (uint32_t)sessions * 2
@@ -336,42 +305,14 @@ qmgr_read_params(const struct config *cfg)
 int
 main(int argc, char **argv)
 {
-    struct ipc_master_hello hello;
+    struct daemon_args      args;
     struct qmgr_store_stats st;
     struct config          *cfg;
-    enum log_level          level;
-    const char             *confarg = NULL;
     char                    err[1024];
-    int                     ch, debug = 0, fl;
 
-    while ((ch = getopt(argc, argv, "c:i:d")) != -1) {
-        switch (ch) {
-        case 'c':
-            confarg = optarg;
-            break;
-        case 'i':
-            qmgr_slot = atoi(optarg);
-            break;
-        case 'd':
-            debug = 1;
-            break;
-        default:
-            qmgr_usage();
-        }
-    }
-    if (optind != argc)
-        qmgr_usage();
-    log_init("qmgr", debug);
-    if ((cfg = config_load(config_dir_from(confarg), err, sizeof(err))) == NULL)
-        fatalx("%s", err);
-    if (log_level_parse(config_str(cfg, "log_level"), &level) == 0)
-        log_set_level(level);
-    if (!debug)
-        log_set_facility(qmgr_facility(config_str(cfg, "syslog_facility")));
-    if ((fl = fcntl(QMGR_MASTER_FD, F_GETFL)) == -1)
-        fatalx("fd %d is not open: qmgr is started by master", QMGR_MASTER_FD);
-    fcntl(QMGR_MASTER_FD, F_SETFD, FD_CLOEXEC);
-    fcntl(QMGR_MASTER_FD, F_SETFL, fl | O_NONBLOCK);
+    daemon_start(&args, "qmgr", argc, argv);
+    cfg = args.cfg;
+    qmgr_slot = args.slot;
     qmgr_read_params(cfg);
 
     umask(077);
@@ -393,18 +334,12 @@ main(int argc, char **argv)
     if (ev_signal(qmgr_ev, SIGTERM, qmgr_signal, NULL) == -1
         || ev_signal(qmgr_ev, SIGINT, qmgr_signal, NULL) == -1)
         fatalx("cannot watch signals");
-    qmgr_master = ipc_conn_new(qmgr_ev, QMGR_MASTER_FD, qmgr_master_frame, NULL);
+    qmgr_master = daemon_master_open(qmgr_ev, IPC_PEER_QMGR, qmgr_master_frame, NULL);
     qmgr_body_reap_start();
     qmgr_sched_start();
     ev_timer_add(qmgr_ev, QMGR_CHECKPOINT_MS, qmgr_checkpoint_cb, NULL);
     ev_timer_add(qmgr_ev, QMGR_SWEEP_MS, qmgr_sweep_cb, NULL);
 
-    memset(&hello, 0, sizeof(hello));
-    hello.version = IPC_VERSION;
-    hello.kind = IPC_PEER_QMGR;
-    hello.pid = (uint32_t)getpid();
-    if (ipc_master_hello_send(qmgr_master, 0, &hello, -1) == -1)
-        fatalx("cannot send hello to master");
     {
         struct ipc_master_caps caps = { .caps = IPC_CAP_COUNTERS | IPC_CAP_LOG_LEVEL };
 

@@ -26,6 +26,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "daemon.h"
 #include "ev.h"
 #include "ipc.h"
 #include "ipc_msg.h"
@@ -35,7 +36,6 @@
 #include "smtp_resolve.h"
 #include "tls.h"
 
-#define SMTP_MASTER_FD   3
 #define SMTP_STOP_MS     10000    /* jobs in progress may finish within this at a stop */
 #define SMTP_DRAIN_MS    3000     /* then answers may take this long to leave */
 #define SMTP_CA_BUNDLE   "/etc/ssl/certs/ca-certificates.crt"
@@ -275,18 +275,6 @@ smtp_qmgr_frame(struct ipc_conn *conn, const struct ipc_frame *f, void *arg)
     }
 }
 
-/* smtp_set_nonblock - the ipc layer wants non-blocking sockets. */
-static void
-smtp_set_nonblock(int fd)
-{
-    int fl = fcntl(fd, F_GETFL);
-
-    if (fl == -1 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1)
-        fatal("fcntl O_NONBLOCK on fd %d", fd);
-    if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
-        fatal("fcntl FD_CLOEXEC on fd %d", fd);
-}
-
 /* smtp_master_frame - a frame from master, or NULL when master is gone. */
 static void
 smtp_master_frame(struct ipc_conn *conn, const struct ipc_frame *f, void *arg)
@@ -314,7 +302,7 @@ smtp_master_frame(struct ipc_conn *conn, const struct ipc_frame *f, void *arg)
         log_info("replacing the qmgr connection");
         ipc_conn_free(&smtp.qmgr);
     }
-    smtp_set_nonblock(f->fd);
+    daemon_fd_prepare(f->fd);
     smtp.qmgr = ipc_conn_new(smtp.ev, f->fd, smtp_qmgr_frame, NULL);
     smtp.qmgr_gen++;
     log_debug("connected to qmgr id=%u", p.id);
@@ -328,41 +316,6 @@ smtp_signal(int sig, void *arg)
     if (sig == SIGHUP)
         return;     /* settings are read at start; master replaces us on reload */
     smtp_stop(sig == SIGTERM ? "SIGTERM" : "SIGINT");
-}
-
-/* smtp_facility - the syslog facility named in the config. */
-static int
-smtp_facility(const char *name)
-{
-    static const struct {
-        const char *name;
-        int         facility;
-    } t[] = {
-        { "mail", LOG_MAIL }, { "daemon", LOG_DAEMON }, { "local0", LOG_LOCAL0 },
-        { "local1", LOG_LOCAL1 }, { "local2", LOG_LOCAL2 }, { "local3", LOG_LOCAL3 },
-        { "local4", LOG_LOCAL4 }, { "local5", LOG_LOCAL5 }, { "local6", LOG_LOCAL6 },
-        { "local7", LOG_LOCAL7 },
-    };
-
-    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
-        if (strcmp(name, t[i].name) == 0)
-            return t[i].facility;
-    return LOG_MAIL;
-}
-
-/* smtp_hostname - myhostname, else the system's host name. */
-static char *
-smtp_hostname(void)
-{
-    const char *conf = config_str(smtp.cfg, "myhostname");
-    char        name[256];
-
-    if (*conf)
-        return xstrdup(conf);
-    if (gethostname(name, sizeof(name)) == -1)
-        fatal("gethostname");
-    name[sizeof(name) - 1] = '\0';
-    return xstrdup(name);
 }
 
 /* smtp_tls_init - the client context; the CA store is read now, before the chroot. */
@@ -396,57 +349,23 @@ smtp_chroot_dir(void)
     return xasprintf("%s/empty", config_path(smtp.cfg, "queue_directory"));
 }
 
-/* smtp_usage - print how to start the program and exit. */
-static void __attribute__((noreturn))
-smtp_usage(void)
-{
-    fprintf(stderr, "usage: smtp -c DIR -i SLOT [-d]\n");
-    exit(2);
-}
-
 /* main - start up, drop privileges, say hello to master, serve qmgr until told to stop. */
 int
 main(int argc, char **argv)
 {
-    struct ipc_master_hello hello;
-    enum log_level          level;
-    const char             *confarg = NULL;
-    char                    err[1024], *root;
-    char *const            *servers;
-    size_t                  nservers;
-    int                     ch, debug = 0;
+    struct daemon_args args;
+    char               err[1024], *root;
+    char *const       *servers;
+    size_t             nservers;
 
-    while ((ch = getopt(argc, argv, "c:i:d")) != -1) {
-        switch (ch) {
-        case 'c':
-            confarg = optarg;
-            break;
-        case 'i':
-            smtp.slot = atoi(optarg);
-            break;
-        case 'd':
-            debug = 1;
-            break;
-        default:
-            smtp_usage();
-        }
-    }
-    if (optind != argc)
-        smtp_usage();
-    log_init("smtp", debug);
-    if ((smtp.cfg = config_load(config_dir_from(confarg), err, sizeof(err))) == NULL)
-        fatalx("%s", err);
-    if (log_level_parse(config_str(smtp.cfg, "log_level"), &level) == 0)
-        log_set_level(level);
-    if (!debug)
-        log_set_facility(smtp_facility(config_str(smtp.cfg, "syslog_facility")));
-    if (fcntl(SMTP_MASTER_FD, F_GETFD) == -1)
-        fatalx("fd %d is not open: smtp is started by master", SMTP_MASTER_FD);
+    daemon_start(&args, "smtp", argc, argv);
+    smtp.cfg = args.cfg;
+    smtp.slot = args.slot;
 
     umask(077);
     signal(SIGPIPE, SIG_IGN);
     srandom((unsigned)(getpid() ^ time(NULL)));
-    smtp.host = smtp_hostname();
+    smtp.host = xstrdup(daemon_hostname(smtp.cfg));
     if ((smtp.ev = ev_new()) == NULL)
         fatalx("ev_new");
 
@@ -472,14 +391,7 @@ main(int argc, char **argv)
         || ev_signal(smtp.ev, SIGINT, smtp_signal, NULL) == -1
         || ev_signal(smtp.ev, SIGHUP, smtp_signal, NULL) == -1)
         fatalx("cannot watch signals");
-    smtp_set_nonblock(SMTP_MASTER_FD);
-    smtp.master = ipc_conn_new(smtp.ev, SMTP_MASTER_FD, smtp_master_frame, NULL);
-    memset(&hello, 0, sizeof(hello));
-    hello.version = IPC_VERSION;
-    hello.kind = IPC_PEER_SMTP;
-    hello.pid = (uint32_t)getpid();
-    if (ipc_master_hello_send(smtp.master, 0, &hello, -1) == -1)
-        fatalx("cannot send hello to master");
+    smtp.master = daemon_master_open(smtp.ev, IPC_PEER_SMTP, smtp_master_frame, NULL);
     log_info("started slot=%d helo=%s dns=%s tls=%s max_connections=%zu", smtp.slot,
              smtp.host, nservers ? servers[0] : "resolv.conf",
              smtp.set.tls ? "yes" : "no", smtp.set.max_connections);

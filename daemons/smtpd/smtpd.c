@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon.h"
 #include "ipc_msg.h"
 #include "log.h"
 #include "priv.h"
@@ -45,14 +46,6 @@ struct smtpd smtpd;
 static uint64_t smtpd_stop_timer;
 
 static void smtpd_accept(int fd, int events, void *arg);
-
-/* smtpd_usage - bad arguments. */
-static void __attribute__((noreturn))
-smtpd_usage(void)
-{
-    fprintf(stderr, "usage: smtpd -c DIR -i SLOT [-d]\n");
-    exit(2);
-}
 
 /* smtpd_qmgr_up - is there a qmgr to talk to? */
 int
@@ -515,24 +508,6 @@ smtpd_listeners(void)
     free(copy);
 }
 
-/* smtpd_facility - syslog facility by name. */
-static int
-smtpd_facility(const char *name)
-{
-    static const struct { const char *name; int fac; } tab[] = {
-        { "mail", LOG_MAIL }, { "daemon", LOG_DAEMON }, { "local0", LOG_LOCAL0 },
-        { "local1", LOG_LOCAL1 }, { "local2", LOG_LOCAL2 }, { "local3", LOG_LOCAL3 },
-        { "local4", LOG_LOCAL4 }, { "local5", LOG_LOCAL5 }, { "local6", LOG_LOCAL6 },
-        { "local7", LOG_LOCAL7 },
-    };
-    size_t i;
-
-    for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
-        if (strcmp(tab[i].name, name) == 0)
-            return tab[i].fac;
-    return LOG_MAIL;
-}
-
 /* smtpd_mynetworks - the networks whose clients may relay; a malformed one is fatal. */
 static void
 smtpd_mynetworks(void)
@@ -628,20 +603,10 @@ smtpd_tls_init(void)
 static void
 smtpd_configure(void)
 {
-    struct config  *cfg = smtpd.cfg;
-    enum log_level  lvl;
-    const char     *v;
+    struct config *cfg = smtpd.cfg;
+    const char    *v;
 
-    if (log_level_parse(config_str(cfg, "log_level"), &lvl) == 0)
-        log_set_level(lvl);
-    log_set_facility(smtpd_facility(config_str(cfg, "syslog_facility")));
-    v = config_str(cfg, "myhostname");
-    if (*v == '\0') {
-        if (gethostname(smtpd.hostname, sizeof(smtpd.hostname) - 1) == -1)
-            snprintf(smtpd.hostname, sizeof(smtpd.hostname), "localhost");
-    } else {
-        snprintf(smtpd.hostname, sizeof(smtpd.hostname), "%s", v);
-    }
+    snprintf(smtpd.hostname, sizeof(smtpd.hostname), "%s", daemon_hostname(cfg));
     v = config_str(cfg, "smtpd_banner");
     snprintf(smtpd.banner, sizeof(smtpd.banner), "%s %s", smtpd.hostname,
              *v ? v : "ESMTP Postern");
@@ -672,31 +637,11 @@ smtpd_configure(void)
 int
 main(int argc, char **argv)
 {
-    const char *confdir = NULL, *slot = "0";
-    char        err[512];
-    int         ch, debug = 0;
+    struct daemon_args args;
+    char               err[512];
 
-    while ((ch = getopt(argc, argv, "c:i:d")) != -1) {
-        switch (ch) {
-        case 'c':
-            confdir = optarg;
-            break;
-        case 'i':
-            slot = optarg;
-            break;
-        case 'd':
-            debug = 1;
-            break;
-        default:
-            smtpd_usage();
-        }
-    }
-    if (optind != argc)
-        smtpd_usage();
-    log_init("smtpd", debug);
-    smtpd.cfg = config_load(config_dir_from(confdir), err, sizeof(err));
-    if (smtpd.cfg == NULL)
-        fatalx("%s", err);
+    daemon_start(&args, "smtpd", argc, argv);
+    smtpd.cfg = args.cfg;
     smtpd_configure();
     signal(SIGPIPE, SIG_IGN);
 
@@ -746,17 +691,12 @@ main(int argc, char **argv)
         fatal("signals");
     if (smtpd.auth_map != NULL)
         smtpd.pwcheck = smtpd_pwcheck_new(smtpd.ev, SMTPD_PWCHECK_THREADS);
-    (void)fcntl(3, F_SETFL, fcntl(3, F_GETFL) | O_NONBLOCK);
-    (void)fcntl(3, F_SETFD, FD_CLOEXEC);
-    smtpd.master = ipc_conn_new(smtpd.ev, 3, smtpd_master_frame, NULL);
+    smtpd.master = daemon_master_open(smtpd.ev, IPC_PEER_SMTPD, smtpd_master_frame, NULL);
     {
-        struct ipc_master_hello h = { IPC_VERSION, IPC_PEER_SMTPD, (uint32_t)getpid() };
-        struct ipc_master_caps  caps = {
+        struct ipc_master_caps caps = {
             .caps = IPC_CAP_COUNTERS | IPC_CAP_LOG_LEVEL | IPC_CAP_PAUSE
         };
 
-        if (ipc_master_hello_send(smtpd.master, 0, &h, -1) == -1)
-            fatalx("master: cannot send hello");
         if (ipc_master_caps_send(smtpd.master, 0, &caps, -1) == -1)
             fatalx("master: cannot send caps");
     }
@@ -764,7 +704,7 @@ main(int argc, char **argv)
         if (ev_io_set(smtpd.ev, smtpd.listeners[i].fd, EV_READ, smtpd_accept,
                       &smtpd.listeners[i]) == -1)
             fatalx("listener fd %d: cannot watch", smtpd.listeners[i].fd);
-    log_info("started slot=%s listeners=%zu max_sessions=%lld tls=%s auth=%s", slot,
+    log_info("started slot=%d listeners=%zu max_sessions=%lld tls=%s auth=%s", args.slot,
              smtpd.nlisten, smtpd.max_sessions, smtpd.tls ? "yes" : "no",
              smtpd.auth_map ? "yes" : "no");
     if (ev_run(smtpd.ev) == -1)
