@@ -17,7 +17,7 @@
 #include "buf.h"
 #include "ipc.h"
 
-#define IPC_VERSION 4
+#define IPC_VERSION 5
 
 /* Peer kinds, named in IPC_MASTER_PEER and IPC_MASTER_HELLO. */
 enum ipc_peer_kind {
@@ -26,11 +26,14 @@ enum ipc_peer_kind {
     IPC_PEER_SMTPD  = 2,
     IPC_PEER_LOCAL  = 3,
     IPC_PEER_SMTP   = 4,
+    IPC_PEER_ANVIL  = 5,
 };
 
 /* Envelope flags (COMMIT, DELIVER). */
 #define IPC_F_SMTPUTF8   0x01u     /* MAIL ... SMTPUTF8 */
 #define IPC_F_8BITMIME   0x02u     /* MAIL ... BODY=8BITMIME */
+#define IPC_F_HOLD       0x100u    /* COMMIT: a policy said HOLD: queue it on hold
+                                    * (= QREC_F_HOLD) */
 
 /* Delivery results (DELIVERED.status). */
 enum ipc_deliv_status {
@@ -62,7 +65,9 @@ enum ipc_deliv_status {
     X(IPC_CTL_COUNTERS_REQ, 36, ctl_counters_req) /* master -> daemon: send counters    */ \
     X(IPC_CTL_COUNTERS, 37, ctl_counters) /* daemon -> master: its counters             */ \
     X(IPC_CTL_LOG_LEVEL, 38, ctl_log_level) /* master -> daemon: new log level          */ \
-    X(IPC_CTL_PAUSE,   39, ctl_pause)    /* master -> smtpd: stop/resume accepting      */
+    X(IPC_CTL_PAUSE,   39, ctl_pause)    /* master -> smtpd: stop/resume accepting      */ \
+    X(IPC_ANVIL_REQ,   40, anvil_req)    /* smtpd -> anvil: count an event of a client  */ \
+    X(IPC_ANVIL_REPLY, 41, anvil_reply)  /* anvil -> smtpd: the client's counts now     */
 
 #define IPC_FIELDS_master_peer(F)                                                         \
     F(U32, kind)            /* enum ipc_peer_kind of the process at the other end */      \
@@ -255,6 +260,27 @@ enum ipc_ctl_cmd {
 
 #define IPC_FIELDS_ctl_pause(F)                                                           \
     F(U32, paused)          /* 1: stop accepting; 0: accept again */
+
+/* anvil: per-client counters shared by all smtpd processes (daemons/anvil). smtpd sends
+ * an event; anvil counts it and, when reqid != 0, answers with the counts after it; smtpd
+ * compares them with its limits (anvil knows no limits, only anvil_rate_time_unit). */
+enum ipc_anvil_event {
+    IPC_ANVIL_CONNECT    = 1,      /* a session starts: concurrent +1, connection rate +1 */
+    IPC_ANVIL_DISCONNECT = 2,      /* it ends: concurrent -1 (never answered) */
+    IPC_ANVIL_MAIL       = 3,      /* a MAIL FROM accepted: message rate +1 */
+    IPC_ANVIL_RCPT       = 4,      /* a RCPT TO accepted: recipient rate +1 */
+    IPC_ANVIL_AUTH_FAIL  = 5,      /* a failed AUTH: auth failure rate +1 */
+    IPC_ANVIL_AUTH_QUERY = 6,      /* before an AUTH: the failure rate, nothing counted */
+};
+
+#define IPC_FIELDS_anvil_req(F)                                                           \
+    F(U32, event)           /* enum ipc_anvil_event */                                    \
+    F(STR, client)          /* the client's address, as in logs */
+
+#define IPC_FIELDS_anvil_reply(F)                                                         \
+    F(U32, event)           /* as asked */                                                \
+    F(U32, concurrent)      /* the client's open sessions (all smtpd processes) */        \
+    F(U32, rate)            /* events of this kind in the current time unit */
 
 /* DSN NOTIFY bits (msg_commit.notify, relay.notify). */
 #define IPC_NOTIFY_NEVER    0x1u

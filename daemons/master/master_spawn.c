@@ -94,6 +94,8 @@ master_spawn_name(enum ipc_peer_kind kind)
         return "local";
     case IPC_PEER_SMTP:
         return "smtp";
+    case IPC_PEER_ANVIL:
+        return "anvil";
     case IPC_PEER_MASTER:
         break;
     }

@@ -275,6 +275,9 @@ qmgr_smtpd_check(const struct ipc_msg_commit *c)
     return NULL;
 }
 
+_Static_assert(IPC_F_SMTPUTF8 == QREC_F_SMTPUTF8 && IPC_F_8BITMIME == QREC_F_8BITMIME
+               && IPC_F_HOLD == QREC_F_HOLD, "commit flags are stored as they come");
+
 /* qmgr_smtpd_pending_new - copy a validated commit into a batch entry. */
 static struct qmgr_smtpd_pending *
 qmgr_smtpd_pending_new(const struct ipc_msg_commit *c, uint64_t now_ms)
@@ -291,7 +294,7 @@ qmgr_smtpd_pending_new(const struct ipc_msg_commit *c, uint64_t now_ms)
     m->arrival = now;
     m->expiry = now + qmgr_params.lifetime;
     m->size = c->size;
-    m->flags = c->flags & (QREC_F_SMTPUTF8 | QREC_F_8BITMIME);
+    m->flags = c->flags & (QREC_F_SMTPUTF8 | QREC_F_8BITMIME | QREC_F_HOLD);
     m->ret = c->ret;
     m->nrcpt = c->rcpts_n;
     m->sender = xstrdup(c->sender);

@@ -151,6 +151,13 @@ struct smtpd_session {
     int              local_admin;      /* ... root or admin_group: MAIL FROM as given */
     char             addr[64];         /* client address, no brackets */
     char             addr_port[80];    /* for logs */
+    char             client_name[256]; /* forward-confirmed reverse name, or "unknown" */
+    char             client_ptr[256];  /* first PTR name (unconfirmed), or "unknown" */
+    void            *dns;              /* smtpd_dns.c: a lookup in progress, or NULL */
+    uint32_t         anvil_req;        /* smtpd_anvil.c: pending request id, 0: none */
+    void           (*anvil_cb)(struct smtpd_session *, int, int, const char *,
+                               const char *);  /* ... and whom to tell */
+    int              anvil_counted;    /* CONNECT counted: DISCONNECT is due */
     enum smtpd_state state;
     int              esmtp;            /* EHLO rather than HELO */
     char            *helo;
