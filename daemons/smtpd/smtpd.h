@@ -23,6 +23,7 @@
 #include "ev.h"
 #include "ipc.h"
 #include "map.h"
+#include "policy.h"
 #include "pwhash.h"
 #include "qid.h"
 #include "resolve.h"
@@ -158,6 +159,15 @@ struct smtpd_session {
     void           (*anvil_cb)(struct smtpd_session *, int, int, const char *,
                                const char *);  /* ... and whom to tell */
     int              anvil_counted;    /* CONNECT counted: DISCONNECT is due */
+    /* the connect phase and limits (smtpd_session.c); more fields go here */
+    int              greeting_pending; /* greeting not sent yet: DNS, anvil, greet pause */
+    int              greet_refused;    /* client access REJECT at connect: 554 greeting,
+                                        * every command but QUIT gets 503 (RFC 5321 3.1) */
+    uint64_t         timeout_ms;       /* smtpd_timeout, or the stress value */
+    long long        error_limit;      /* smtpd_error_limit, or the stress value */
+    /* policy (smtpd_policy.c, smtpd_cmd.c, smtpd_data.c); more fields go here */
+    int              client_checked;   /* the client access check ran (connect or RCPT) */
+    struct policy_action *client_action;  /* its answer if one applied, else NULL */
     enum smtpd_state state;
     int              esmtp;            /* EHLO rather than HELO */
     char            *helo;
