@@ -112,7 +112,9 @@ class Sampler(threading.Thread):
         self.sample(pss=True)
 
 
-PERF_EVENTS = ["syscalls:sys_enter_fsync", "syscalls:sys_enter_fdatasync", "context-switches"]
+# syncfs counts too: Postern's qmgr and local make a whole batch durable with one syncfs.
+PERF_EVENTS = ["syscalls:sys_enter_fsync", "syscalls:sys_enter_fdatasync",
+               "syscalls:sys_enter_syncfs", "context-switches"]
 
 
 def perf_usable():
@@ -186,7 +188,7 @@ class Perf:
 def fsyncs(counts):
     if not counts or PERF_EVENTS[0] not in counts:
         return None
-    return counts.get(PERF_EVENTS[0], 0) + counts.get(PERF_EVENTS[1], 0)
+    return sum(counts.get(ev, 0) for ev in PERF_EVENTS[:3])
 
 
 def child_cpu():
@@ -351,11 +353,11 @@ class Bench:
             perf = Perf(self.workdir, cgroup=srv.cg.rel) if (self.perf and srv.cg.rel) else None
             qperf, kinds = None, {}
             if self.perf and which == "postern":
-                for k in ("smtpd", "qmgr", "local", "smtp", "master"):
+                for k in ("smtpd", "qmgr", "local", "smtp", "anvil", "master"):
                     for pid in srv.daemon_pids(k):
                         kinds[pid] = k
                 if kinds:
-                    qperf = Perf(self.workdir, pids=sorted(kinds), events=PERF_EVENTS[:2])
+                    qperf = Perf(self.workdir, pids=sorted(kinds), events=PERF_EVENTS[:3])
             prof = self.start_profile(name, which, idx, srv, kinds)
             sampler = Sampler(srv)
             sampler.start()
