@@ -533,3 +533,34 @@ map_build_aliases(const char *source, char *err, size_t errlen)
 {
     return map_build_db(source, map_build_alias_records, err, errlen);
 }
+
+/* map_walk - every record through fn, with a cursor; see map.h. */
+int
+map_walk(struct map *m, map_walk_fn fn, void *arg, char *err, size_t errlen)
+{
+    DBC  *cur;
+    DBT   k, d;
+    int   ret, rc = 0;
+
+    if ((ret = m->db->cursor(m->db, NULL, &cur, 0)) != 0) {
+        snprintf(err, errlen, "%s: cursor: %s", m->path, db_strerror(ret));
+        return -1;
+    }
+    memset(&k, 0, sizeof(k));
+    memset(&d, 0, sizeof(d));
+    while ((ret = cur->get(cur, &k, &d, DB_NEXT)) == 0) {
+        char *key = xstrndup(k.data, k.size), *val = xstrndup(d.data, d.size);
+
+        rc = fn(arg, key, val);
+        free(key);
+        free(val);
+        if (rc != 0)
+            break;
+    }
+    if (rc == 0 && ret != DB_NOTFOUND) {
+        snprintf(err, errlen, "%s: read: %s", m->path, db_strerror(ret));
+        rc = -1;
+    }
+    cur->close(cur);
+    return rc;
+}

@@ -36,5 +36,11 @@ int         map_build(const char *source, char *err, size_t errlen);
  * inside a value, and the targets Postern never delivers to: "|command", "/file",
  * ":include:". */
 int         map_build_aliases(const char *source, char *err, size_t errlen);
+/* map_walk - call fn(arg, key, value) for every record, in no particular order (key and
+ * value are NUL-terminated copies, valid during the call). Stops at fn's first non-zero
+ * return and returns it (fn should return a positive number); -1 with the reason in err on
+ * a database error. For checking every entry (`postern check`). */
+typedef int (*map_walk_fn)(void *arg, const char *key, const char *value);
+int         map_walk(struct map *, map_walk_fn fn, void *arg, char *err, size_t errlen);
 
 #endif

@@ -22,8 +22,15 @@
  *                     hash: user@domain, domain, its parent domains, user@; pcre: the
  *                     address. The null sender is looked up as smtpd_null_access_lookup_key.
  * DUNNO ends the search in that table (the next table is tried); WARN is reported through
- * the warn callback and the search goes on; any other action is the answer. Used by smtpd
- * (at connect, HELO, MAIL and RCPT) and the CLI (`postern map test`, `postern check`). */
+ * the warn callback and the search goes on (with the next key or entry of the same table,
+ * for pcre the rules after the WARN rule, then the next tables); any other action is the
+ * answer. Parent domains are looked up as `example.com` only (never `.example.com`), down
+ * to the top-level label; an address literal HELO (`[192.0.2.1]`) is looked up as given.
+ * IPv6 networks are the address's first 7..1 groups, uncompressed without leading zeros
+ * (`2001:db8:0:0:0:0:0` .. `2001`). cidr: and pcre: values are checked at open; a hash value
+ * that is not an action is logged and answered DEFER 451 4.3.5 "Server configuration
+ * error". Used by smtpd (at connect, HELO, MAIL and RCPT) and the CLI (`postern map test`,
+ * `postern check`). */
 #ifndef POSTERN_POLICY_H
 #define POSTERN_POLICY_H
 

@@ -52,4 +52,15 @@ size_t        rules_count(const struct rules *);    /* rules loaded (if/endif ex
 int rules_match(struct rules *, const char *subject, size_t len, const char *logctx,
                 struct rules_hit *hit, unsigned *limit_hits);
 
+/* rules_match_next - rules_match starting at *pos (0: the first rule). On a hit *pos moves
+ * past that rule, so the next call goes on with the rules after it (policy uses this to go
+ * on after a WARN). */
+int rules_match_next(struct rules *, size_t *pos, const char *subject, size_t len,
+                     const char *logctx, struct rules_hit *hit, unsigned *limit_hits);
+
+/* rules_walk - call fn with every rule's value, file and line in file order (`if` lines are
+ * not rules); stops at fn's first non-zero return and returns it, else 0. For validation. */
+typedef int (*rules_walk_fn)(void *arg, const struct rules_hit *);
+int rules_walk(const struct rules *, rules_walk_fn fn, void *arg);
+
 #endif

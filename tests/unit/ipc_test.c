@@ -207,7 +207,7 @@ test_ipc_msg_roundtrip(void)
 static void
 test_ipc_msg_type_numbers(void)
 {
-    CHECK(IPC_VERSION == 4);
+    CHECK(IPC_VERSION == 5);
     CHECK(IPC_MASTER_PEER == 1 && IPC_MASTER_HELLO == 2 && IPC_MASTER_TLS_KEYS == 3);
     CHECK(IPC_MASTER_CAPS == 4);
     CHECK(IPC_CTL_REQUEST == 30 && IPC_CTL_HANDOFF == 31 && IPC_CTL_MSG == 32);
@@ -223,7 +223,8 @@ test_ipc_msg_type_numbers(void)
     CHECK(IPC_MSG_ABORT == 13 && IPC_MSG_QUEUED == 14);
     CHECK(IPC_DELIVER == 20 && IPC_DELIVERED == 21);
     CHECK(IPC_RELAY == 22 && IPC_RELAYED == 23);
-    CHECK(NMSG == 23);
+    CHECK(IPC_ANVIL_REQ == 40 && IPC_ANVIL_REPLY == 41);
+    CHECK(NMSG == 25);
 }
 
 /* test_ipc_msg_golden - encoders produce exactly the documented bytes. */
