@@ -27,13 +27,13 @@
 #include "buf.h"
 #include "config.h"
 #include "daemon.h"
+#include "dns.h"
 #include "ev.h"
 #include "ipc.h"
 #include "ipc_msg.h"
 #include "log.h"
 #include "priv.h"
 #include "smtp.h"
-#include "smtp_resolve.h"
 #include "tls.h"
 
 #define SMTP_STOP_MS     10000    /* jobs in progress may finish within this at a stop */
@@ -371,7 +371,7 @@ main(int argc, char **argv)
 
     /* Open everything needed, then drop privileges. */
     servers = config_list(smtp.cfg, "dns_servers", &nservers);
-    if (smtp_resolve_init(smtp.ev, servers, nservers, err, sizeof(err)) == -1)
+    if (dns_init(smtp.ev, servers, nservers, err, sizeof(err)) == -1)
         fatalx("resolver: %s", err);
     smtp.set.ev = smtp.ev;
     smtp.set.tls = smtp_tls_init();
@@ -402,7 +402,7 @@ main(int argc, char **argv)
     smtp_session_idle_close();
     ipc_conn_free(&smtp.qmgr);
     ipc_conn_free(&smtp.master);
-    smtp_resolve_free();
+    dns_free();
     tls_ctx_free(&smtp.set.tls);
     free(root);
     free(smtp.host);

@@ -2,7 +2,7 @@
  *
  * smtp.c is the process (start-up, privileges, the master and qmgr channels, RELAY in and
  * RELAYED out with one log line per recipient); smtp_session.c delivers one job: it routes
- * the next hop (smtp_dns.c, smtp_resolve.c), connects, speaks SMTP through libsmtp's
+ * the next hop (smtp_dns.c, libcommon/dns.c), connects, speaks SMTP through libsmtp's
  * client state machine and libtls, and keeps idle connections for reuse. A job always ends
  * in exactly one call of smtp_job_done(), with a result for every recipient. */
 #ifndef POSTERN_SMTP_H

@@ -1,4 +1,4 @@
-/* smtp_dns - next hops, MX ordering and DNS record data, without I/O (see smtp_dns.h).
+/* smtp_dns - next hops, MX ordering and address records, without I/O (see smtp_dns.h).
  *
  * Everything here takes its input as bytes and bounds every copy: record data comes from
  * the network (through the resolver) and is checked label by label. */
@@ -80,41 +80,6 @@ smtp_dns_nexthop_parse(const char *s, int lmtp, struct smtp_nexthop *nh)
 }
 
 int
-smtp_dns_name(const unsigned char *p, size_t len, char *out, size_t outlen)
-{
-    size_t i = 0, o = 0;
-
-    if (outlen == 0)
-        return -1;
-    for (;;) {
-        size_t lab;
-
-        if (i >= len)
-            return -1;
-        lab = p[i++];
-        if (lab == 0)
-            break;
-        if (lab > 63 || i + lab > len)
-            return -1;       /* compression pointers or truncation: not expected here */
-        if (o > 0) {
-            if (o + 1 >= outlen)
-                return -1;
-            out[o++] = '.';
-        }
-        for (size_t k = 0; k < lab; k++) {
-            unsigned char ch = p[i + k];
-
-            if (ch <= ' ' || ch >= 0x7f || o + 1 >= outlen)
-                return -1;
-            out[o++] = (char)tolower(ch);
-        }
-        i += lab;
-    }
-    out[o] = '\0';
-    return (int)i;
-}
-
-int
 smtp_dns_mx_parse(const unsigned char *rdata, size_t len, struct smtp_mx *mx)
 {
     int used;
@@ -122,7 +87,7 @@ smtp_dns_mx_parse(const unsigned char *rdata, size_t len, struct smtp_mx *mx)
     if (len < 3)
         return -1;
     mx->pref = (unsigned)rdata[0] << 8 | rdata[1];
-    used = smtp_dns_name(rdata + 2, len - 2, mx->host, sizeof(mx->host));
+    used = dns_wire_name(rdata + 2, len - 2, mx->host, sizeof(mx->host));
     if (used < 0 || (size_t)used + 2 != len)
         return -1;
     return 0;
@@ -219,39 +184,14 @@ int
 smtp_dns_addr(int rrtype, const unsigned char *rdata, size_t len, const char *host,
               unsigned port, struct smtp_addr *a)
 {
+    struct dns_ip ip;
+
     memset(a, 0, sizeof(*a));
-    if (rrtype == SMTP_DNS_T_A && len == 4) {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&a->sa;
-
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons((uint16_t)port);
-        memcpy(&s4->sin_addr, rdata, 4);
-        a->salen = sizeof(*s4);
-        inet_ntop(AF_INET, &s4->sin_addr, a->ip, sizeof(a->ip));
-    } else if (rrtype == SMTP_DNS_T_AAAA && len == 16) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&a->sa;
-
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons((uint16_t)port);
-        memcpy(&s6->sin6_addr, rdata, 16);
-        a->salen = sizeof(*s6);
-        inet_ntop(AF_INET6, &s6->sin6_addr, a->ip, sizeof(a->ip));
-    } else {
+    if (dns_wire_ip(rrtype, rdata, len, &ip) == -1)
         return -1;
-    }
+    a->salen = dns_wire_ip_sockaddr(&ip, port, &a->sa);
+    inet_ntop(ip.family, ip.octets, a->ip, sizeof(a->ip));
     snprintf(a->host, sizeof(a->host), "%s", host);
     a->port = port;
     return 0;
-}
-
-enum smtp_dns_status
-smtp_dns_classify(int err, int rcode, int nxdomain, int havedata)
-{
-    if (err != 0)
-        return SMTP_DNS_TEMP;
-    if (nxdomain || rcode == 3)
-        return SMTP_DNS_NXDOMAIN;
-    if (rcode != 0)
-        return SMTP_DNS_TEMP;
-    return havedata ? SMTP_DNS_OK : SMTP_DNS_NODATA;
 }

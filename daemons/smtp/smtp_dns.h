@@ -1,10 +1,10 @@
 /* smtp_dns - routing facts without I/O: next-hop syntax, MX records, ordering, addresses.
  *
  * Pure functions over strings and DNS record data (as libunbound hands it over: rdata in
- * wire format, names uncompressed), so the rules are unit-tested without a resolver
- * (tests/unit/smtp_dns_test.c): MX by preference with equal preferences shuffled, the null
- * MX of RFC 7505, how a lookup outcome becomes a delivery status. smtp_resolve.c does the
- * asking; smtp_session.c uses the answers. */
+ * wire format, names uncompressed; decoded with libcommon/dns_wire), so the rules are
+ * unit-tested without a resolver (tests/unit/smtp_dns_test.c): MX by preference with equal
+ * preferences shuffled, the null MX of RFC 7505. libcommon/dns.c does the asking;
+ * smtp_session.c uses the answers. */
 #ifndef POSTERN_SMTP_DNS_H
 #define POSTERN_SMTP_DNS_H
 
@@ -12,20 +12,10 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define SMTP_DNS_NAME_MAX  256
+#include "dns_wire.h"
+
+#define SMTP_DNS_NAME_MAX  DNS_NAME_MAX
 #define SMTP_DNS_MX_MAX    16          /* MX hosts tried per delivery at most */
-
-#define SMTP_DNS_T_A       1
-#define SMTP_DNS_T_MX      15
-#define SMTP_DNS_T_AAAA    28
-
-/* How a lookup ended. */
-enum smtp_dns_status {
-    SMTP_DNS_OK = 0,                   /* records of the type asked for */
-    SMTP_DNS_NODATA,                   /* the name exists, no such records */
-    SMTP_DNS_NXDOMAIN,                 /* the name does not exist */
-    SMTP_DNS_TEMP,                     /* SERVFAIL, timeout, resolver error: try later */
-};
 
 /* Kinds of next hop. */
 enum smtp_nexthop_kind {
@@ -59,9 +49,6 @@ struct smtp_addr {
  * "host:port", "unix:/path"; the default port is 25 (24 for LMTP). -1 if malformed. */
 int  smtp_dns_nexthop_parse(const char *s, int lmtp, struct smtp_nexthop *);
 
-/* smtp_dns_name - a wire-format name at p[0, len) as dotted text without the final dot
- * ("" for the root), lower-cased. Returns the octets used, -1 if malformed. */
-int  smtp_dns_name(const unsigned char *p, size_t len, char *out, size_t outlen);
 /* smtp_dns_mx_parse - one MX rdata. -1 if malformed. */
 int  smtp_dns_mx_parse(const unsigned char *rdata, size_t len, struct smtp_mx *);
 
@@ -79,9 +66,5 @@ int  smtp_dns_literal(const char *host, unsigned port, struct smtp_addr *a);
 /* smtp_dns_addr - an A (4 octets) or AAAA (16 octets) rdata as an address. -1: malformed. */
 int  smtp_dns_addr(int rrtype, const unsigned char *rdata, size_t len, const char *host,
                    unsigned port, struct smtp_addr *a);
-
-/* smtp_dns_classify - a libunbound outcome (err from the call, rcode, nxdomain and
- * havedata from the result) as a status. */
-enum smtp_dns_status smtp_dns_classify(int err, int rcode, int nxdomain, int havedata);
 
 #endif

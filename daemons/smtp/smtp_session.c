@@ -31,10 +31,10 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "dns.h"
 #include "ipc_msg.h"
 #include "log.h"
 #include "smtp.h"
-#include "smtp_resolve.h"
 
 #define SMTP_READ_CHUNK    16384
 #define SMTP_BODY_CHUNK    65536
@@ -178,7 +178,7 @@ smtp_finish(struct smtp_job *j)
 {
     for (int k = 0; k < 2; k++)
         if (j->dns_id[k] > 0) {
-            smtp_resolve_cancel(j->dns_id[k]);
+            dns_cancel(j->dns_id[k]);
             j->dns_id[k] = 0;
         }
     if (j->sess != NULL) {
@@ -843,10 +843,10 @@ smtp_next_mx(struct smtp_job *j)
 
 /* smtp_addr_answer - an A or AAAA answer for the current host. */
 static void
-smtp_addr_answer(void *arg, const struct smtp_dns_answer *a)
+smtp_addr_answer(void *arg, const struct dns_answer *a)
 {
     struct smtp_job *j = arg;
-    int              k = a->rrtype == SMTP_DNS_T_A ? 0 : 1;
+    int              k = a->rrtype == DNS_T_A ? 0 : 1;
     const char      *host = j->nh.kind == SMTP_NH_MX ? j->mx[j->mx_cur].host : j->nh.host;
 
     j->dns_id[k] = 0;
@@ -862,12 +862,12 @@ smtp_addr_answer(void *arg, const struct smtp_dns_answer *a)
         smtp_try_next(j);
         return;
     }
-    if (j->dns_status[0] == SMTP_DNS_TEMP || j->dns_status[1] == SMTP_DNS_TEMP) {
+    if (j->dns_status[0] == DNS_TEMP || j->dns_status[1] == DNS_TEMP) {
         smtp_err(j, IPC_DELIV_TEMP, "4.4.3", "Host or domain name not found. Name service "
                  "error for name=%s type=A: %s (try again)", host,
                  a->why ? a->why : "temporary failure");
     } else if (j->implicit_mx) {
-        int nx = j->dns_status[0] == SMTP_DNS_NXDOMAIN;
+        int nx = j->dns_status[0] == DNS_NXDOMAIN;
 
         smtp_err(j, IPC_DELIV_PERM, nx ? "5.1.2" : "5.4.4", "Host or domain name not found. "
                  "Name service error for name=%s type=A: %s", host,
@@ -875,8 +875,8 @@ smtp_addr_answer(void *arg, const struct smtp_dns_answer *a)
     } else {
         smtp_err(j, IPC_DELIV_TEMP, "4.4.3", "Host or domain name not found. Name service "
                  "error for name=%s type=A: %s", host,
-                 j->dns_status[0] == SMTP_DNS_NXDOMAIN ? "Host not found"
-                                                       : "No address associated with hostname");
+                 j->dns_status[0] == DNS_NXDOMAIN ? "Host not found"
+                                                  : "No address associated with hostname");
     }
     smtp_next_mx(j);
 }
@@ -885,7 +885,7 @@ smtp_addr_answer(void *arg, const struct smtp_dns_answer *a)
 static void
 smtp_resolve_host(struct smtp_job *j, const char *host)
 {
-    static const int types[2] = { SMTP_DNS_T_A, SMTP_DNS_T_AAAA };
+    static const int types[2] = { DNS_T_A, DNS_T_AAAA };
     struct smtp_addr lit;
     int              failed[2] = { 0, 0 };
 
@@ -895,19 +895,19 @@ smtp_resolve_host(struct smtp_job *j, const char *host)
         smtp_try_next(j);
         return;
     }
-    /* libunbound answers only from ub_process(), never inside ub_resolve_async(). */
+    /* dns_query() never calls back from inside (dns.h): both queries are out first. */
     j->dns_pending = 2;
     for (int k = 0; k < 2; k++) {
-        j->dns_status[k] = SMTP_DNS_TEMP;
-        j->dns_id[k] = smtp_resolve_query(host, types[k], smtp_addr_answer, j);
+        j->dns_status[k] = DNS_TEMP;
+        j->dns_id[k] = dns_query(host, types[k], smtp_addr_answer, j);
         if (j->dns_id[k] < 0)
             failed[k] = 1;
     }
     /* Failed queries answer now; the last such call may finish the job. */
     for (int k = 0; k < 2; k++)
         if (failed[k]) {
-            struct smtp_dns_answer a = { .status = SMTP_DNS_TEMP, .rrtype = types[k],
-                                         .why = "resolver unavailable" };
+            struct dns_answer a = { .status = DNS_TEMP, .rrtype = types[k],
+                                    .why = "resolver unavailable" };
             int last = k == 1 || !failed[1];
 
             smtp_addr_answer(j, &a);
@@ -918,13 +918,13 @@ smtp_resolve_host(struct smtp_job *j, const char *host)
 
 /* smtp_mx_answer - the MX answer for the next-hop domain. */
 static void
-smtp_mx_answer(void *arg, const struct smtp_dns_answer *a)
+smtp_mx_answer(void *arg, const struct dns_answer *a)
 {
     struct smtp_job *j = arg;
 
     j->dns_id[0] = 0;
     switch (a->status) {
-    case SMTP_DNS_OK:
+    case DNS_OK:
         j->nmx = 0;
         for (size_t i = 0; i < a->n && j->nmx < SMTP_DNS_MX_MAX; i++)
             if (smtp_dns_mx_parse(a->data[i], (size_t)a->len[i], &j->mx[j->nmx]) == 0)
@@ -945,7 +945,7 @@ smtp_mx_answer(void *arg, const struct smtp_dns_answer *a)
         j->mx_cur = 0;
         smtp_resolve_host(j, j->mx[0].host);
         return;
-    case SMTP_DNS_NODATA:
+    case DNS_NODATA:
         j->implicit_mx = 1;
         j->nmx = 1;
         j->mx_cur = 0;
@@ -953,7 +953,7 @@ smtp_mx_answer(void *arg, const struct smtp_dns_answer *a)
         j->mx[0].pref = 0;
         smtp_resolve_host(j, j->nh.host);
         return;
-    case SMTP_DNS_NXDOMAIN:
+    case DNS_NXDOMAIN:
         smtp_err(j, IPC_DELIV_PERM, "5.1.2", "Host or domain name not found. Name service "
                  "error for name=%s type=MX: Host not found", j->nh.host);
         smtp_finish_err(j);
@@ -1034,7 +1034,7 @@ smtp_route(struct smtp_job *j)
         smtp_resolve_host(j, j->nh.host);
         return;
     case SMTP_NH_MX: {
-        int id = smtp_resolve_query(j->nh.host, SMTP_DNS_T_MX, smtp_mx_answer, j);
+        int id = dns_query(j->nh.host, DNS_T_MX, smtp_mx_answer, j);
 
         if (id < 0) {
             smtp_err(j, IPC_DELIV_TEMP, "4.4.3", "resolver unavailable");
