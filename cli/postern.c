@@ -4,8 +4,8 @@
  * called by first (mailq is `postern queue list`; sendmail and newaliases: doc/sendmail.md).
  * The configuration
  * directory is -c DIR, else $POSTERN_CONFIG, else /etc/postern (config_dir_from()). Each
- * command lives in postern_ctl.c or postern_check.c and returns the exit status: 0 success,
- * 1 failure, 2 usage error, 3 (status only) not running. */
+ * command lives in its own file (postern.h says which) and returns the exit status: 0
+ * success, 1 failure, 2 usage error, 3 (status only) not running. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,13 +55,24 @@ postern_usage(FILE *f)
         "  pause smtpd         smtpd stops accepting connections (resume smtpd)\n"
         "  queue COMMAND ...   list, show, summary, hold, release, delete, retry, expire\n"
         "                      messages (postern queue --help; doc/queue.md)\n"
-        "  check [-v]          validate the configuration, its maps, the TLS certificates and\n"
-        "                      keys (readable, matching) and the auth map's hashes; -v\n"
-        "                      prints every setting with its effective value\n"
+        "  check [-v]          validate the configuration, its maps, the access tables and\n"
+        "                      content rules (file:line of a bad entry or pattern), the TLS\n"
+        "                      certificates and keys (readable, matching) and the auth\n"
+        "                      map's hashes; -v prints every setting with its effective value\n"
         "  map build FILE      compile the text map FILE into FILE.db\n"
         "  map build --aliases FILE\n"
         "                      compile the aliases(5) file FILE into FILE.db (newaliases)\n"
-        "  map query FILE KEY  print KEY's value in FILE.db (exit 1 if not found)\n"
+        "  map query TABLE KEY print KEY's value in TABLE (exit 1 if not found): FILE or\n"
+        "                      hash:FILE (FILE.db), cidr:FILE (KEY is an address), pcre:FILE\n"
+        "  map test [--client ADDR [--name NAME]] [--helo NAME] [--sender ADDR]\n"
+        "           [--rcpt ADDR]...\n"
+        "                      run the configured access checks stage by stage and print\n"
+        "                      what each would do and which table entry decided\n"
+        "  map test --message FILE|- [--output FILE] [--header-checks pcre:PATH]\n"
+        "           [--mime-header-checks pcre:PATH] [--body-checks pcre:PATH]\n"
+        "                      run the content rules (the configured ones, or only those\n"
+        "                      given) over a message: each action, then the verdict;\n"
+        "                      --output writes the message as rewritten (doc/policy.md)\n"
         "  passwd [-m MAPFILE] USER\n"
         "                      set USER's submission (SMTP AUTH) password in the auth map\n"
         "                      (smtpd_auth_map, or MAPFILE) and rebuild its .db; reads it\n"

@@ -1,14 +1,15 @@
 /* postern - the administrator's command-line tool: shared declarations.
  *
  * postern.c parses the global options and dispatches; postern_ctl.c starts, stops, reloads
- * and reports on master; postern_check.c validates the configuration (TLS certificates and
- * the auth map included) and builds and queries maps; postern_passwd.c sets submission
- * passwords in the auth map; postern_proc.c reads the pid file and /proc; postern_queue.c
- * is `postern queue ...` and mailq; postern_daemon.c is status, stats, log-level and
- * pause|resume; postern_sendmail.c is sendmail and newaliases; postern_client.c talks to the control socket and reads the queue database
- * offline when the daemons are down; postern_select.c holds the pure parts (selectors,
- * JSON strings, the summary's age buckets). Every command returns the process's exit
- * status. */
+ * and reports on master; postern_check.c validates the configuration (TLS certificates, the
+ * auth map, access tables and content rules included); postern_map.c builds and queries
+ * maps and tests the mail policy; postern_passwd.c sets submission passwords in the auth
+ * map; postern_proc.c reads the pid file and /proc; postern_queue.c is `postern queue ...`
+ * and mailq; postern_daemon.c is status, stats, log-level and pause|resume;
+ * postern_sendmail.c is sendmail and newaliases; postern_client.c talks to the control
+ * socket and reads the queue database offline when the daemons are down; postern_select.c
+ * holds the pure parts (selectors, JSON strings, the summary's age buckets). Every command
+ * returns the process's exit status. */
 #ifndef POSTERN_CLI_H
 #define POSTERN_CLI_H
 
@@ -42,7 +43,29 @@ int         postern_cmd_status(struct postern_ctx *, int argc, char **argv);
 
 /* postern_check.c */
 int         postern_cmd_check(struct postern_ctx *, int argc, char **argv);
+
+/* postern_map.c: the map command, and how it and check open the policy smtpd applies. */
 int         postern_cmd_map(struct postern_ctx *, int argc, char **argv);
+
+struct policy_tables;
+struct rules;
+/* The access settings in stage order (enum policy_stage): smtpd_client_access, ... */
+#define POSTERN_ACCESS_STAGES 4
+extern const char *const postern_access_keys[POSTERN_ACCESS_STAGES];
+/* postern_spec_split - a table spec's type ("hash", "cidr", "pcre"; a bare path is "hash")
+ * and, in *path, where its path starts. */
+const char *postern_spec_split(const char *spec, const char **path);
+/* postern_access_open - the tables an access setting lists, opened as smtpd opens them
+ * (empty list: an empty set). NULL with the error printed. */
+struct policy_tables *postern_access_open(const struct config *, const char *key);
+/* postern_rules_open - load the content rule file spec names (`pcre:PATH`, relative to
+ * confdir) and check that each value is a content action; what names the setting or option
+ * in the error. NULL with the error printed ("file:line: message"). */
+struct rules *postern_rules_open(const char *what, const char *spec, const char *confdir,
+                                 uint32_t match_limit);
+/* postern_rules_setting - the content rule file a setting (header_checks, ...) names, at
+ * most one: 0 with *out NULL if none; -1 with the error printed. */
+int         postern_rules_setting(const struct config *, const char *key, struct rules **out);
 
 /* postern_passwd.c */
 int         postern_cmd_passwd(struct postern_ctx *, int argc, char **argv);

@@ -1,4 +1,4 @@
-/* postern_check - `postern check [-v]` and `postern map build|query`.
+/* postern_check - `postern check [-v]`: everything a daemon would refuse at start, now.
  *
  * check loads the configuration exactly as the daemons do (the first error is printed as
  * "file:line: message", exit 1), has `master -n` check the listener addresses (master owns
@@ -9,10 +9,13 @@
  * the cipher list and CA file are valid), and refuses a private key that others (or
  * mail_owner) could read; an SMTPS listener without a certificate is an error. Every entry
  * of the auth map must be a hash pwhash_acceptable() takes (yescrypt or SHA-512 crypt), so a
- * plaintext or DES line is caught here and not at the first login. -v prints every setting
- * with its effective value. The map commands wrap
- * map_build() and map_lookup(); query exits 0 if found, 1 if not, 2 on error, like
- * postmap -q. */
+ * plaintext or DES line is caught here and not at the first login. The mail policy is
+ * opened as smtpd opens it (postern_map.c's helpers): every access table of every stage
+ * opens and each entry is an access action (policy_tables_validate), and each content rule
+ * file (header_checks, mime_header_checks, body_checks) compiles and each value is a
+ * content action, so a bad pattern is reported here as "file:line: pattern error at offset
+ * N: message" and not by smtpd refusing to start. -v prints every setting with its
+ * effective value. */
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -26,8 +29,10 @@
 #include "config.h"
 #include "log.h"
 #include "map.h"
+#include "policy.h"
 #include "postern.h"
 #include "pwhash.h"
+#include "rules.h"
 #include "tls.h"
 
 #define POSTERN_CHECK_MAX_CERTS 32      /* the default certificate and the SNI ones */
@@ -38,12 +43,29 @@ static const char *const postern_map_keys[] = {
     "smtp_tls_policy_map",
 };
 
+/* postern_check_stale - warn if the text of a hash map is newer than its .db. */
+static void
+postern_check_stale(const char *key, const char *source, const char *db)
+{
+    struct stat st_src, st_db;
+
+    if (stat(db, &st_db) == -1)
+        return;
+    if (stat(source, &st_src) == -1)
+        fprintf(stderr, "postern: warning: %s: %s: %s\n", key, source, strerror(errno));
+    else if (st_src.st_mtim.tv_sec > st_db.st_mtim.tv_sec ||
+             (st_src.st_mtim.tv_sec == st_db.st_mtim.tv_sec &&
+              st_src.st_mtim.tv_nsec > st_db.st_mtim.tv_nsec))
+        fprintf(stderr, "postern: warning: %s: %s is older than %s: run postern map build %s\n",
+                key, db, source, source);
+}
+
 /* postern_check_map - open the map that key names; -1 (printed) if it is unusable. */
 static int
 postern_check_map(const struct config *cfg, const char *key)
 {
     const char  *source = config_path(cfg, key);
-    struct stat  st_src, st_db;
+    struct stat  st_db;
     struct map  *m;
     char        *db, err[1024];
     int          rc = -1;
@@ -65,16 +87,80 @@ postern_check_map(const struct config *cfg, const char *key)
         goto out;
     }
     map_close(&m);
-    if (stat(source, &st_src) == -1)
-        fprintf(stderr, "postern: warning: %s: %s: %s\n", key, source, strerror(errno));
-    else if (st_src.st_mtim.tv_sec > st_db.st_mtim.tv_sec ||
-             (st_src.st_mtim.tv_sec == st_db.st_mtim.tv_sec &&
-              st_src.st_mtim.tv_nsec > st_db.st_mtim.tv_nsec))
-        fprintf(stderr, "postern: warning: %s: %s is older than %s: run postern map build %s\n",
-                key, db, source, source);
+    postern_check_stale(key, source, db);
     rc = 0;
 out:
     free(db);
+    return rc;
+}
+
+/* postern_check_access_stale - the staleness warning for each hash table of a setting. */
+static void
+postern_check_access_stale(const struct config *cfg, const char *key)
+{
+    char *const *specs;
+    size_t       n;
+
+    specs = config_list(cfg, key, &n);
+    for (size_t i = 0; i < n; i++) {
+        const char *path;
+        char       *source, *db;
+
+        if (strcmp(postern_spec_split(specs[i], &path), "hash") != 0 || *path == '\0')
+            continue;
+        source = path[0] == '/' ? xstrdup(path) : xasprintf("%s/%s", config_dir(cfg), path);
+        db = xasprintf("%s.db", source);
+        postern_check_stale(key, source, db);
+        free(source);
+        free(db);
+    }
+}
+
+/* postern_check_access - every table of every access stage opens as smtpd opens it and
+ * each of its entries is an access action. -1 (printed) if any is not. */
+static int
+postern_check_access(const struct config *cfg)
+{
+    struct policy_tables *t;
+    char                  err[1024];
+    int                   rc = 0;
+
+    for (size_t i = 0; i < POSTERN_ACCESS_STAGES; i++) {
+        const char *key = postern_access_keys[i];
+
+        /* map_open() would log its own staleness warning; ours names the command to run. */
+        log_set_level(LOG_LVL_ERR);
+        t = postern_access_open(cfg, key);
+        log_set_level(LOG_LVL_INFO);
+        if (t == NULL) {
+            rc = -1;
+            continue;
+        }
+        if (policy_tables_validate(t, err, sizeof(err)) == -1) {
+            fprintf(stderr, "postern: %s: %s\n", key, err);
+            rc = -1;
+        } else {
+            postern_check_access_stale(cfg, key);
+        }
+        policy_tables_free(&t);
+    }
+    return rc;
+}
+
+/* postern_check_content - each content rule file compiles and holds content actions. */
+static int
+postern_check_content(const struct config *cfg)
+{
+    static const char *const keys[] = { "header_checks", "mime_header_checks", "body_checks" };
+    struct rules            *r;
+    int                      rc = 0;
+
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        if (postern_rules_setting(cfg, keys[i], &r) == -1)
+            rc = -1;
+        else if (r != NULL)
+            rules_free(&r);
+    }
     return rc;
 }
 
@@ -370,58 +456,14 @@ postern_cmd_check(struct postern_ctx *ctx, int argc, char **argv)
         rc = 1;
     if (postern_check_auth(cfg) == -1)
         rc = 1;
+    if (postern_check_access(cfg) == -1)
+        rc = 1;
+    if (postern_check_content(cfg) == -1)
+        rc = 1;
     if (verbose)
         config_dump(cfg, postern_check_emit, NULL);
     if (rc == 0)
         printf("postern: configuration ok\n");
     config_free(&cfg);
     return rc;
-}
-
-/* postern_map_query - print the value of key in the map built from source. */
-static int
-postern_map_query(const char *source, const char *key)
-{
-    struct map *m;
-    char        err[1024], val[4096];
-    int         r;
-
-    if ((m = map_open(source, err, sizeof(err))) == NULL) {
-        fprintf(stderr, "postern: %s\n", err);
-        return 2;
-    }
-    r = map_lookup(m, key, val, sizeof(val));
-    map_close(&m);
-    if (r == 1)
-        printf("%s\n", val);
-    else if (r == -1)
-        fprintf(stderr, "postern: %s: lookup of %s failed\n", source, key);
-    return r == 1 ? 0 : r == 0 ? 1 : 2;
-}
-
-int
-postern_cmd_map(struct postern_ctx *ctx, int argc, char **argv)
-{
-    char err[1024];
-
-    (void)ctx;
-    if (argc == 4 && strcmp(argv[1], "build") == 0 && strcmp(argv[2], "--aliases") == 0) {
-        if (map_build_aliases(argv[3], err, sizeof(err)) == -1) {
-            fprintf(stderr, "%s\n", err);
-            return 1;
-        }
-        return 0;
-    }
-    if (argc == 3 && strcmp(argv[1], "build") == 0) {
-        if (map_build(argv[2], err, sizeof(err)) == -1) {
-            fprintf(stderr, "%s\n", err);
-            return 1;
-        }
-        return 0;
-    }
-    if (argc == 4 && strcmp(argv[1], "query") == 0)
-        return postern_map_query(argv[2], argv[3]);
-    fprintf(stderr, "usage: postern map build [--aliases] FILE\n"
-                    "       postern map query FILE KEY\n");
-    return 2;
 }
