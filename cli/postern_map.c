@@ -82,6 +82,7 @@ postern_access_open(const struct config *cfg, const char *key)
 struct postern_rules_check {
     char   *err;
     size_t  errlen;
+    int     header;         /* header rules: REPLACE/PREPEND texts must be headers */
 };
 
 /* postern_rules_value - one rule's value must be a content action: 1 with
@@ -93,7 +94,7 @@ postern_rules_value(void *arg, const struct rules_hit *hit)
     struct policy_action        a;
     char                        msg[512];
 
-    if (policy_action_parse(hit->value, POLICY_CONTENT, &a, msg, sizeof(msg)) == 0)
+    if (content_action_parse(hit->value, chk->header, &a, msg, sizeof(msg)) == 0)
         return 0;
     snprintf(chk->err, chk->errlen, "%s:%d: %s", hit->file, hit->line, msg);
     return 1;
@@ -125,6 +126,7 @@ postern_rules_open(const char *what, const char *spec, const char *confdir,
     }
     chk.err = err;
     chk.errlen = sizeof(err);
+    chk.header = strstr(what, "header") != NULL;   /* header_checks, --mime-header-checks */
     if (rules_walk(r, postern_rules_value, &chk) != 0) {
         fprintf(stderr, "postern: %s: %s\n", what, err);
         rules_free(&r);

@@ -169,6 +169,25 @@ content_header_text(const char *t)
     return i > 0 && t[i] == ':';
 }
 
+int
+content_action_parse(const char *value, int header, struct policy_action *act, char *err,
+                     size_t errlen)
+{
+    if (policy_action_parse(value, POLICY_CONTENT, act, err, errlen) == -1)
+        return -1;
+    if (act->kind != POLICY_REPLACE && act->kind != POLICY_PREPEND)
+        return 0;
+    if (act->text[0] == '\0')
+        snprintf(err, errlen, "missing text");
+    else if (strpbrk(act->text, "\r\n") != NULL)
+        snprintf(err, errlen, "text holds a line break");
+    else if (header && !content_header_text(act->text))
+        snprintf(err, errlen, "text is not a header (need \"Name: value\")");
+    else
+        return 0;
+    return -1;
+}
+
 /* content_action - the action of a rule's value, or -1 (logged) when it cannot apply. */
 static int
 content_action(struct content *c, const struct rules_hit *hit, int header,
@@ -176,23 +195,9 @@ content_action(struct content *c, const struct rules_hit *hit, int header,
 {
     char err[256];
 
-    if (policy_action_parse(hit->value, POLICY_CONTENT, act, err, sizeof(err)) == -1) {
+    if (content_action_parse(hit->value, header, act, err, sizeof(err)) == -1) {
         content_warn(c, hit, err);
         return -1;
-    }
-    if (act->kind == POLICY_REPLACE || act->kind == POLICY_PREPEND) {
-        if (act->text[0] == '\0') {
-            content_warn(c, hit, "missing text");
-            return -1;
-        }
-        if (strpbrk(act->text, "\r\n") != NULL) {
-            content_warn(c, hit, "text holds a line break");
-            return -1;
-        }
-        if (header && !content_header_text(act->text)) {
-            content_warn(c, hit, "text is not a header (need \"Name: value\")");
-            return -1;
-        }
     }
     snprintf(act->where, sizeof(act->where), "pcre:%s:%d", hit->file, hit->line);
     return 0;

@@ -60,6 +60,14 @@ struct content_verdict {
 
 struct content;
 
+/* content_action_parse - a rule's value as content applies it: -1 with the reason in err
+ * when it cannot apply (not a content action; REPLACE or PREPEND without text or with a
+ * line break; in a header rule (header != 0) a REPLACE or PREPEND text that is not a
+ * "Name: value" header). content skips such a rule with a warning; `postern check`
+ * refuses it. */
+int content_action_parse(const char *value, int header, struct policy_action *, char *err,
+                         size_t errlen);
+
 /* content_new - rules stay the caller's and must outlive the content. */
 struct content *content_new(const struct content_rules *, content_log_fn, void *log_arg);
 void            content_free(struct content **);
