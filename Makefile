@@ -18,8 +18,11 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN) -Ilibcommon -Ilibsmtp -Ilibtls -MMD -MP
 LDFLAGS += -pie -Wl,-z,relro,-z,now
 LDLIBS  := -ldb-5.3 -lssl -lcrypto -lpcre2-8 -lcrypt -lpthread
-# Per-program extra libraries: LDLIBS_<program>.
+# Per-program extra libraries: LDLIBS_<program> (LDLIBS_<name>_test for a unit test).
 LDLIBS_smtp := -lunbound
+LDLIBS_smtpd := -lunbound
+LDLIBS_dns_test := -lunbound
+LDLIBS_smtpd_dns_test := -lunbound
 
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -U_FORTIFY_SOURCE
@@ -38,7 +41,7 @@ LIBS       := $(TLS_LIB) $(SMTP_LIB) $(COMMON_LIB)
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
 
 # Programs: one folder each.
-DAEMONS  := master smtpd qmgr local smtp
+DAEMONS  := master smtpd qmgr local smtp anvil
 PROGRAMS := $(addprefix $(B)/bin/,$(DAEMONS) postern)
 LINKS    := $(addprefix $(B)/bin/,sendmail mailq newaliases)
 
@@ -73,7 +76,7 @@ $(LINKS): $(B)/bin/postern
 
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS_$*) $(LDLIBS)
 
 # libFuzzer targets (clang), not part of `make check`: make fuzz; then e.g.
 #   $(B)/fuzz/fuzz_smtp_data -max_total_time=60
@@ -82,7 +85,7 @@ fuzz: $(FUZZ_BINS)
 $(B)/fuzz/%: tests/fuzz/%.c $(SMTP_SRC) $(COMMON_SRC)
 	@mkdir -p $(dir $@)
 	clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
-	    -Ilibcommon -Ilibsmtp -o $@ $< $(SMTP_SRC) $(COMMON_SRC) $(LDLIBS)
+	    -Ilibcommon -Ilibsmtp -o $@ $< $(SMTP_SRC) $(COMMON_SRC) -lunbound $(LDLIBS)
 
 deps:
 	@tools/install-deps

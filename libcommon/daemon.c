@@ -99,3 +99,35 @@ daemon_master_open(struct ev *ev, unsigned kind, ipc_frame_cb cb, void *arg)
         fatalx("cannot say hello to master");
     return conn;
 }
+
+void
+daemon_send_counters(struct ipc_conn *master, uint32_t reqid, const char **names,
+                     const uint64_t *values, size_t n)
+{
+    struct ipc_ctl_counters out;
+    uint8_t                *vals = xcalloc(n ? n : 1, 8);
+
+    for (size_t i = 0; i < n; i++)
+        for (int b = 0; b < 8; b++)
+            vals[i * 8 + (size_t)b] = (uint8_t)(values[i] >> (56 - 8 * b));
+    out.name = names;
+    out.name_n = (uint32_t)n;
+    out.value = vals;
+    out.value_len = (uint32_t)(n * 8);
+    if (ipc_ctl_counters_send(master, reqid, &out, -1) == -1)
+        log_warnx("cannot send counters to master");
+    free(vals);
+}
+
+void
+daemon_ctl_log_level(const struct ipc_frame *f)
+{
+    static const char *const names[] = { "err", "warn", "info", "debug" };
+    struct ipc_ctl_log_level lvl;
+
+    /* master is trusted: a malformed frame is a bug, not an attack */
+    if (f->fd >= 0 || ipc_ctl_log_level_dec(f, &lvl) == -1 || lvl.level > LOG_LVL_DEBUG)
+        fatalx("master: malformed %s", ipc_type_name(f->type));
+    log_set_level((enum log_level)lvl.level);
+    log_info("log level set to %s by postern log-level", names[lvl.level]);
+}

@@ -3,7 +3,8 @@
  * Each daemon is exec'd by master as `<name> -c DIR -i SLOT [-d]` (doc/internals.md).
  * daemon_start() parses that, loads the configuration (fatal with file:line on error) and
  * sets up logging from it: stderr with -d, else syslog with the configured facility, at the
- * configured level. Used by qmgr, smtpd, local and smtp; master has its own arguments. */
+ * configured level. Also the control messages every daemon answers the same way (counters,
+ * log level). Used by qmgr, smtpd, local, smtp and anvil; master has its own arguments. */
 #ifndef POSTERN_DAEMON_H
 #define POSTERN_DAEMON_H
 
@@ -29,5 +30,10 @@ void        daemon_fd_prepare(int fd);
 /* daemon_master_open - wrap fd 3 (fatal if master did not pass it) and say HELLO as kind
  * (enum ipc_peer_kind); frames from master go to cb. */
 struct ipc_conn *daemon_master_open(struct ev *, unsigned kind, ipc_frame_cb cb, void *arg);
+/* daemon_send_counters - answer master's CTL_COUNTERS_REQ (reqid) with n counters. */
+void daemon_send_counters(struct ipc_conn *master, uint32_t reqid, const char **names,
+                          const uint64_t *values, size_t n);
+/* daemon_ctl_log_level - apply master's CTL_LOG_LEVEL (fatal if malformed). */
+void daemon_ctl_log_level(const struct ipc_frame *f);
 
 #endif

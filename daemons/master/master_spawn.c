@@ -1,25 +1,25 @@
 /* master_spawn - start, connect, reap and restart the daemons.
  *
- * Every daemon lives in a slot (qmgr 0, smtpd 0..smtpd_processes-1, local
+ * Every daemon lives in a slot (qmgr 0, anvil 0, smtpd 0..smtpd_processes-1, local
  * 0..local_processes-1, smtp 0..smtp_processes-1; smtp only when the program is present in
  * the daemon directory, so an installation without the outbound agent still runs, and its
  * absence is logged once). A slot's process is started with fork+exec as
  * `<daemon_dir>/<name> -c DIR -i SLOT [-d]`, with its master channel on fd 3 and, for
  * smtpd, the listening sockets on fds 4.. (POSTERN_LISTENERS names them); every other
  * descriptor is closed and the signal mask and dispositions are reset before exec. master
- * then brokers the peers: each (qmgr, smtpd), (qmgr, local) and (qmgr, smtp) pair gets a
- * fresh socketpair whose ends travel as IPC_MASTER_PEER over the two channels, again
- * whenever either side is restarted. A daemon's IPC_MASTER_HELLO must carry IPC_VERSION and
- * its own kind, or it is killed; an smtpd that said HELLO gets the session-ticket keys
- * (IPC_MASTER_TLS_KEYS, master_tls.c), and again after each rotation. When a daemon exits
- * it is restarted after master_throttle_delay(). On reload the running processes are
- * retired and fresh slots started: smtpd gets SIGUSR1 (stop accepting, finish the open
- * sessions, which end by themselves within smtpd_session_timeout, then exit) and is
- * SIGKILLed only if it still runs smtpd_session_timeout + MASTER_STOP_WAIT_MS later; the
- * others get SIGTERM and MASTER_STOP_WAIT_MS. A new qmgr waits until the retired one has
- * exited, since only one process may hold the queue database. `postern pause smtpd` is
- * remembered (m->smtpd_paused) and told to every smtpd that announces IPC_CAP_PAUSE
- * afterwards, so a restarted or reloaded smtpd stays paused. */
+ * then brokers the peers: each (qmgr, smtpd), (qmgr, local), (qmgr, smtp) and (anvil,
+ * smtpd) pair gets a fresh socketpair whose ends travel as IPC_MASTER_PEER over the two
+ * channels, again whenever either side is restarted. A daemon's IPC_MASTER_HELLO must
+ * carry IPC_VERSION and its own kind, or it is killed; an smtpd that said HELLO gets the
+ * session-ticket keys (IPC_MASTER_TLS_KEYS, master_tls.c), and again after each rotation.
+ * When a daemon exits it is restarted after master_throttle_delay(). On reload the running
+ * processes are retired and fresh slots started: smtpd gets SIGUSR1 (stop accepting,
+ * finish the open sessions, which end by themselves within smtpd_session_timeout, then
+ * exit) and is SIGKILLed only if it still runs smtpd_session_timeout + MASTER_STOP_WAIT_MS
+ * later; the others get SIGTERM and MASTER_STOP_WAIT_MS. A new qmgr waits until the
+ * retired one has exited, since only one process may hold the queue database. `postern
+ * pause smtpd` is remembered (m->smtpd_paused) and told to every smtpd that announces
+ * IPC_CAP_PAUSE afterwards, so a restarted or reloaded smtpd stays paused. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -137,10 +137,35 @@ master_spawn_pair(struct master_proc *a, struct master_proc *b)
     close(sv[1]);
 }
 
+/* master_spawn_serves - 1 if a daemon of kind server talks to every daemon of kind client:
+ * qmgr to smtpd and the delivery agents, anvil to smtpd. */
+static int
+master_spawn_serves(enum ipc_peer_kind server, enum ipc_peer_kind client)
+{
+    if (server == IPC_PEER_QMGR)
+        return client == IPC_PEER_SMTPD || client == IPC_PEER_LOCAL ||
+               client == IPC_PEER_SMTP;
+    if (server == IPC_PEER_ANVIL)
+        return client == IPC_PEER_SMTPD;
+    return 0;
+}
+
+/* master_spawn_pair_retired - give p to the retired smtpd processes still finishing their
+ * sessions after a reload. */
+static void
+master_spawn_pair_retired(struct master_spawn *sp, struct master_proc *p)
+{
+    for (struct master_proc *r = sp->procs; r != NULL; r = r->next) {
+        if (r->slot == NULL && r->kind == IPC_PEER_SMTPD && r->chan != NULL)
+            master_spawn_pair(p, r);
+    }
+}
+
 /* master_spawn_broker - connect a newly started process to its peers of this config. A new
- * qmgr is also given to the retired smtpd processes still finishing their sessions after a
- * reload: their transactions in progress can then still be committed (the retired qmgr is
- * gone by the time a new one starts). */
+ * qmgr is also given to the retired smtpd processes: their transactions in progress can
+ * then still be committed (the retired qmgr is gone by the time a new one starts). A new
+ * anvil is given to them once it says HELLO (master_spawn_frame): it starts in the very
+ * turn of the reload, when the idle ones are still exiting. */
 static void
 master_spawn_broker(struct master_spawn *sp, struct master_proc *p)
 {
@@ -149,17 +174,13 @@ master_spawn_broker(struct master_spawn *sp, struct master_proc *p)
 
         if (s->proc == NULL || s->proc == p)
             continue;
-        if (p->kind == IPC_PEER_QMGR && s->kind != IPC_PEER_QMGR)
+        if (master_spawn_serves(p->kind, s->kind))
             master_spawn_pair(p, s->proc);
-        else if (p->kind != IPC_PEER_QMGR && s->kind == IPC_PEER_QMGR)
+        else if (master_spawn_serves(s->kind, p->kind))
             master_spawn_pair(s->proc, p);
     }
-    if (p->kind != IPC_PEER_QMGR)
-        return;
-    for (struct master_proc *r = sp->procs; r != NULL; r = r->next) {
-        if (r->slot == NULL && r->kind == IPC_PEER_SMTPD && r->chan != NULL)
-            master_spawn_pair(p, r);
-    }
+    if (p->kind == IPC_PEER_QMGR)
+        master_spawn_pair_retired(sp, p);
 }
 
 /* master_spawn_control_frame - MASTER_CAPS or CTL_COUNTERS from a daemon that said HELLO;
@@ -238,6 +259,8 @@ master_spawn_frame(struct ipc_conn *c, const struct ipc_frame *f, void *arg)
     }
     log_info("daemon=%s slot=%u pid=%ld ready", name, p->index, (long)p->pid);
     p->ready = 1;
+    if (p->kind == IPC_PEER_ANVIL && p->slot != NULL)
+        master_spawn_pair_retired(p->m->spawn, p);
     if (p->kind == IPC_PEER_SMTPD && master_tls_send(p->m, p->chan) == -1)
         log_warnx("daemon=%s slot=%u pid=%ld: cannot send the session-ticket keys", name,
                   p->index, (long)p->pid);
@@ -472,13 +495,14 @@ master_spawn_start(struct master *m)
     if (nlocal < 0)
         nlocal = 0;
     free(sp->slots);
-    sp->slots = xcalloc((size_t)(1 + nsmtpd + nlocal + nsmtp), sizeof(*sp->slots));
+    sp->slots = xcalloc((size_t)(2 + nsmtpd + nlocal + nsmtp), sizeof(*sp->slots));
     sp->nslots = 0;
     master_spawn_add_slots(sp, m, IPC_PEER_QMGR, 1);
+    master_spawn_add_slots(sp, m, IPC_PEER_ANVIL, 1);
     master_spawn_add_slots(sp, m, IPC_PEER_SMTPD, nsmtpd);
     master_spawn_add_slots(sp, m, IPC_PEER_LOCAL, nlocal);
     master_spawn_add_slots(sp, m, IPC_PEER_SMTP, nsmtp);
-    /* qmgr first, so that every other daemon finds it to pair with. */
+    /* qmgr and anvil first, so that every other daemon finds them to pair with. */
     for (size_t i = 0; i < sp->nslots; i++)
         master_spawn_slot_start(&sp->slots[i]);
 }

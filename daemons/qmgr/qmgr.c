@@ -138,7 +138,6 @@ static int
 qmgr_master_control(const struct ipc_frame *f)
 {
     struct ipc_ctl_counters_req req;
-    struct ipc_ctl_log_level    lvl;
 
     switch (f->type) {
     case IPC_CTL_HANDOFF:
@@ -150,11 +149,7 @@ qmgr_master_control(const struct ipc_frame *f)
         qmgr_ctl_counters(qmgr_master, f->reqid);
         return 1;
     case IPC_CTL_LOG_LEVEL:
-        if (f->fd >= 0 || ipc_ctl_log_level_dec(f, &lvl) == -1 || lvl.level > LOG_LVL_DEBUG)
-            fatalx("malformed ctl_log_level from master");
-        log_set_level((enum log_level)lvl.level);
-        log_info("log level set to %s by postern log-level",
-                 (const char *[]){ "err", "warn", "info", "debug" }[lvl.level]);
+        daemon_ctl_log_level(f);
         return 1;
     }
     return 0;

@@ -18,6 +18,7 @@
 #include "buf.h"
 #include "ipc.h"
 #include "ipc_msg.h"
+#include "daemon.h"
 #include "log.h"
 #include "qid.h"
 #include "qrec.h"
@@ -482,10 +483,8 @@ void
 qmgr_ctl_counters(struct ipc_conn *master, uint32_t reqid)
 {
     struct qmgr_sched_counters sc;
-    struct ipc_ctl_counters    out;
     uint64_t                   msgs = 0, held = 0, bytes = 0;
     const char                *names[24];
-    uint8_t                    vals[24 * 8];
     uint64_t                   v[24];
     uint32_t                   n = 0;
 
@@ -512,15 +511,7 @@ qmgr_ctl_counters(struct ipc_conn *master, uint32_t reqid)
     QMGR_CTL_C("delivery_paused", (uint64_t)qmgr_sched_paused());
     QMGR_CTL_C("control_clients", qmgr_ctl_nclients);
 #undef QMGR_CTL_C
-    for (uint32_t i = 0; i < n; i++)
-        for (int b = 0; b < 8; b++)
-            vals[i * 8 + (uint32_t)b] = (uint8_t)(v[i] >> (56 - 8 * b));
-    out.name = names;
-    out.name_n = n;
-    out.value = vals;
-    out.value_len = n * 8;
-    if (ipc_ctl_counters_send(master, reqid, &out, -1) == -1)
-        log_warnx("cannot send counters to master");
+    daemon_send_counters(master, reqid, names, v, n);
 }
 
 /* qmgr_ctl_shutdown - drop every client. */

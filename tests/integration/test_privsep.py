@@ -34,28 +34,30 @@ def _problems(inst, queue, chroot):
     kinds = {}
     for p in procs:
         kinds.setdefault(daemon_kind(p), []).append(p)
-    for k in ("master", "smtpd", "qmgr", "local"):
+    for k in ("master", "smtpd", "qmgr", "local", "anvil"):
         if k not in kinds:
             out.append("no %s process below master (have %s)" % (k, sorted(kinds)))
 
-    for p in kinds.get("smtpd", []):
-        pid = p["pid"]
+    # anvil runs like smtpd: mail_owner in smtpd's chroot
+    for p in kinds.get("smtpd", []) + kinds.get("anvil", []):
+        pid, kind = p["pid"], daemon_kind(p)
         uids, gids = _ids(pid, "Uid"), _ids(pid, "Gid")
         if uids != [pw_postern.pw_uid] * 4:
-            out.append("smtpd %d uids %r, want postern (%d)" % (pid, uids, pw_postern.pw_uid))
+            out.append("%s %d uids %r, want postern (%d)" % (kind, pid, uids,
+                                                             pw_postern.pw_uid))
         if gids != [pw_postern.pw_gid] * 4:
-            out.append("smtpd %d gids %r, want %d" % (pid, gids, pw_postern.pw_gid))
+            out.append("%s %d gids %r, want %d" % (kind, pid, gids, pw_postern.pw_gid))
         groups = _ids(pid, "Groups") or []
         if any(g != pw_postern.pw_gid for g in groups):
-            out.append("smtpd %d supplementary groups %r" % (pid, groups))
+            out.append("%s %d supplementary groups %r" % (kind, pid, groups))
         try:
             root = os.readlink("/proc/%d/root" % pid)
         except OSError as e:
             root = str(e)
         if root != chroot:
-            out.append("smtpd %d root is %r, want %r" % (pid, root, chroot))
+            out.append("%s %d root is %r, want %r" % (kind, pid, root, chroot))
         if _status(pid, "NoNewPrivs") != ["1"]:
-            out.append("smtpd %d: NoNewPrivs not set" % pid)
+            out.append("%s %d: NoNewPrivs not set" % (kind, pid))
 
     for p in kinds.get("qmgr", []):
         pid = p["pid"]
@@ -86,7 +88,7 @@ def test_privilege_separation():
         raise Skip("needs root (daemons only switch users when started as root)")
     with Instance("priv") as inst:
         inst.start()
-        inst.wait_daemons({"smtpd": 2, "qmgr": 1, "local": 1})
+        inst.wait_daemons({"smtpd": 2, "qmgr": 1, "local": 1, "anvil": 1})
         queue = os.path.realpath(inst.queue_dir)
         chroot = os.path.join(queue, "empty")
         # Daemons drop privileges after opening what they need: allow them a moment.
