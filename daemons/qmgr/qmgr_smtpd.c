@@ -562,9 +562,10 @@ qmgr_smtpd_flush(void)
         if (e == NULL)
             continue;
         if (rc == 0) {
-            log_info("%s: from=<%s>, size=%llu, nrcpt=%u (queue active)", e->rec.qid,
+            log_info("%s: from=<%s>, size=%llu, nrcpt=%u (queue %s)", e->rec.qid,
                      e->rec.msg.sender, (unsigned long long)e->rec.msg.size,
-                     e->rec.msg.nrcpt);
+                     e->rec.msg.nrcpt,
+                     (e->rec.msg.flags & QREC_F_HOLD) ? "hold" : "active");
             qmgr_smtpd_send_queued(e->owner, e->reqid, 0, e->rec.qid, "");
             qmgr_smtpd_received++;
             qmgr_smtpd_received_bytes += e->rec.msg.size;

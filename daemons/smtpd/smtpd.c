@@ -40,6 +40,9 @@
 #include "log.h"
 #include "priv.h"
 #include "smtpd.h"
+#include "smtpd_dns.h"
+#include "smtpd_anvil.h"
+#include "smtpd_policy.h"
 
 struct smtpd smtpd;
 
@@ -304,21 +307,11 @@ smtpd_tls_keys(const struct ipc_frame *f)
 static void
 smtpd_counters(uint32_t reqid)
 {
-    const char             *names[SMTPD_STATS_N];
-    uint64_t                v[SMTPD_STATS_N];
-    uint8_t                 vals[SMTPD_STATS_N * 8];
-    struct ipc_ctl_counters out;
-    size_t                  n = smtpd_stats_counters(&smtpd.stats, names, v, SMTPD_STATS_N);
+    const char *names[SMTPD_STATS_N];
+    uint64_t    v[SMTPD_STATS_N];
+    size_t      n = smtpd_stats_counters(&smtpd.stats, names, v, SMTPD_STATS_N);
 
-    for (size_t i = 0; i < n; i++)
-        for (int b = 0; b < 8; b++)
-            vals[i * 8 + (size_t)b] = (uint8_t)(v[i] >> (56 - 8 * b));
-    out.name = names;
-    out.name_n = (uint32_t)n;
-    out.value = vals;
-    out.value_len = (uint32_t)(n * 8);
-    if (ipc_ctl_counters_send(smtpd.master, reqid, &out, -1) == -1)
-        log_warnx("cannot send counters to master");
+    daemon_send_counters(smtpd.master, reqid, names, v, n);
 }
 
 static void
@@ -348,7 +341,6 @@ static int
 smtpd_master_control(const struct ipc_frame *f)
 {
     struct ipc_ctl_counters_req req;
-    struct ipc_ctl_log_level    lvl;
     struct ipc_ctl_pause        pause;
 
     switch (f->type) {
@@ -358,11 +350,7 @@ smtpd_master_control(const struct ipc_frame *f)
         smtpd_counters(f->reqid);
         return 1;
     case IPC_CTL_LOG_LEVEL:
-        if (f->fd >= 0 || ipc_ctl_log_level_dec(f, &lvl) == -1 || lvl.level > LOG_LVL_DEBUG)
-            fatalx("master: malformed %s", ipc_type_name(f->type));
-        log_set_level((enum log_level)lvl.level);
-        log_info("log level set to %s by postern log-level",
-                 (const char *[]){ "err", "warn", "info", "debug" }[lvl.level]);
+        daemon_ctl_log_level(f);
         return 1;
     case IPC_CTL_PAUSE:
         if (f->fd >= 0 || ipc_ctl_pause_dec(f, &pause) == -1 || pause.paused > 1)
@@ -407,6 +395,10 @@ smtpd_master_frame(struct ipc_conn *c, const struct ipc_frame *f, void *arg)
         if (f->fd >= 0)
             close(f->fd);
         fatalx("master: malformed %s", ipc_type_name(f->type));
+    }
+    if (m.kind == IPC_PEER_ANVIL && f->fd >= 0) {
+        smtpd_anvil_peer(f->fd);
+        return;
     }
     if (m.kind != IPC_PEER_QMGR || f->fd < 0) {
         log_warnx("master: peer kind=%u without use here", m.kind);
@@ -599,6 +591,34 @@ smtpd_tls_init(void)
     free(certs);
 }
 
+/* smtpd_configure_connect - the connect phase and stress (smtpd_session.c). Stress ends a
+ * tenth of smtpd_max_sessions below where it began, so that a load hovering at the
+ * threshold does not log a transition with every connection. */
+static void
+smtpd_configure_connect(void)
+{
+    struct config *cfg = smtpd.cfg;
+    long long      pct = config_int(cfg, "smtpd_stress_threshold");
+    long long      enter = (smtpd.max_sessions * pct + 99) / 100;
+    long long      gap = smtpd.max_sessions / 10 > 1 ? smtpd.max_sessions / 10 : 1;
+
+    smtpd.greet_pause_ms = config_time_ms(cfg, "smtpd_greet_pause");
+    smtpd.connect_client_check = !config_bool(cfg, "smtpd_delay_reject");
+    smtpd.stress_enter = (size_t)(enter > 0 ? enter : 1);
+    smtpd.stress_leave = smtpd.stress_enter > (size_t)gap ? smtpd.stress_enter - (size_t)gap
+                                                          : 0;
+    smtpd.stress_timeout_ms = config_time_ms(cfg, "smtpd_stress_timeout");
+    smtpd.stress_session_timeout_ms = config_time_ms(cfg, "smtpd_stress_session_timeout");
+    smtpd.stress_error_limit = config_int(cfg, "smtpd_stress_error_limit");
+    if (smtpd.stress_timeout_ms == 0 || smtpd.stress_timeout_ms > smtpd.timeout_ms)
+        smtpd.stress_timeout_ms = smtpd.timeout_ms;
+    if (smtpd.stress_session_timeout_ms == 0
+        || smtpd.stress_session_timeout_ms > smtpd.session_timeout_ms)
+        smtpd.stress_session_timeout_ms = smtpd.session_timeout_ms;
+    if (smtpd.stress_error_limit > smtpd.error_limit)
+        smtpd.stress_error_limit = smtpd.error_limit;
+}
+
 /* smtpd_configure - read the settings this daemon uses. */
 static void
 smtpd_configure(void)
@@ -625,12 +645,19 @@ smtpd_configure(void)
     smtpd.auth_failure_delay_ms = config_time_ms(cfg, "smtpd_auth_failure_delay");
     smtpd.auth_failure_limit = config_int(cfg, "smtpd_auth_failure_limit");
     smtpd_mynetworks();
+    {
+        char err[512];
+
+        if (smtpd_anvil_init(err, sizeof(err)) == -1)
+            fatalx("%s", err);
+    }
     if (smtpd.tls_handshake_timeout_ms == 0)
         smtpd.tls_handshake_timeout_ms = 30000;
     if (smtpd.timeout_ms == 0)
         smtpd.timeout_ms = 300000;
     if (smtpd.session_timeout_ms == 0)
         smtpd.session_timeout_ms = 3600000;
+    smtpd_configure_connect();
 }
 
 /* main - open everything, drop privileges, say HELLO, serve until told to stop. */
@@ -651,6 +678,12 @@ main(int argc, char **argv)
     smtpd.resolve = resolve_open(smtpd.cfg, err, sizeof(err));
     if (smtpd.resolve == NULL)
         fatalx("%s", err);           /* "virtual_alias_map: path: reason" */
+    {
+        char perr[1024];
+
+        if (smtpd_policy_init(perr, sizeof(perr)) == -1)   /* access tables, content rules */
+            fatalx("policy: %s", perr);
+    }
     if (*config_path(smtpd.cfg, "smtpd_auth_map") != '\0') {
         smtpd.auth_map = map_open(config_path(smtpd.cfg, "smtpd_auth_map"), err, sizeof(err));
         if (smtpd.auth_map == NULL)
@@ -674,6 +707,8 @@ main(int argc, char **argv)
         (void)localtime_r(&now, &tm);
     }
     smtpd.ev = ev_new();
+    if (smtpd_dns_init(err, sizeof(err)) == -1)   /* reads resolv.conf and hosts */
+        fatalx("resolver: %s", err);
     if (priv_is_root()) {
         const char *chroot_dir = config_path(smtpd.cfg, "smtpd_chroot");
         char       *dflt = NULL;
@@ -713,9 +748,12 @@ main(int argc, char **argv)
     ev_timer_del(smtpd.ev, smtpd_stop_timer);
     ev_timer_del(smtpd.ev, smtpd.qmgr_wait_timer);
     ipc_conn_free(&smtpd.qmgr);
+    smtpd_anvil_free();
     ipc_conn_free(&smtpd.master);
     smtpd_pwcheck_free(&smtpd.pwcheck);
     resolve_close(&smtpd.resolve);
+    smtpd_policy_free();
+    smtpd_dns_free();
     smtpd_submit_free();
     map_close(&smtpd.auth_map);
     tls_ctx_free(&smtpd.tls);

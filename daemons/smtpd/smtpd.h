@@ -45,6 +45,8 @@
 #define SMTPD_TICKET_KEYS_MAX 4        /* session-ticket keys kept (libtls's limit) */
 
 struct smtpd_session;
+struct smtpd_cmd_wait;
+struct content;
 
 /* What a listener serves (POSTERN_LISTENERS): port 25, 587 or 465 behaviour. */
 enum smtpd_service {
@@ -98,6 +100,16 @@ struct smtpd {
     uint64_t         tls_handshake_timeout_ms;
     uint64_t         auth_failure_delay_ms;
     long long        auth_failure_limit;
+    int              delay_reject;     /* smtpd_delay_reject: client, HELO, sender at RCPT */
+    /* the connect phase and stress (smtpd_session.c) */
+    uint64_t         greet_pause_ms;   /* smtpd_greet_pause; 0: none */
+    int              connect_client_check;  /* smtpd_delay_reject = no */
+    size_t           stress_enter;     /* sessions from which we are under stress */
+    size_t           stress_leave;     /* ... and at or below which it is over */
+    uint64_t         stress_timeout_ms;
+    uint64_t         stress_session_timeout_ms;
+    long long        stress_error_limit;
+    int              stress;           /* under stress now */
     size_t           nsessions;
     uint32_t         next_id;
     struct smtpd_session *sessions;    /* every live session */
@@ -165,9 +177,26 @@ struct smtpd_session {
                                         * every command but QUIT gets 503 (RFC 5321 3.1) */
     uint64_t         timeout_ms;       /* smtpd_timeout, or the stress value */
     long long        error_limit;      /* smtpd_error_limit, or the stress value */
+    int              greet_wait;       /* what the greeting still waits for (session.c) */
+    uint64_t         greet_timer;      /* smtpd_greet_pause */
+    int              pregreet_check;   /* talking early is refused (port 25, not exempt) */
+    int              pregreet;         /* ... bytes it sent before the greeting */
+    int              stressed;         /* accepted under stress: the stress limits */
+    int              refuse_code;      /* anvil refused at connect: said once the phase */
+    char             refuse_enh[16];   /* is over, then the session closes */
+    char            *refuse_text;
     /* policy (smtpd_policy.c, smtpd_cmd.c, smtpd_data.c); more fields go here */
     int              client_checked;   /* the client access check ran (connect or RCPT) */
     struct policy_action *client_action;  /* its answer if one applied, else NULL */
+    enum policy_kind helo_verdict;     /* HOLD or DISCARD from the HELO stage: for every
+                                        * transaction until the next HELO, else NONE */
+    char            *helo_why;         /* ... what said so (for the log at commit) */
+    enum policy_kind txn_verdict;      /* HOLD or DISCARD from the sender or a recipient
+                                        * stage: this transaction only */
+    char            *txn_why;
+    int              hold;             /* the message is committed on hold (IPC_F_HOLD) */
+    struct smtpd_cmd_wait *cmd_wait;   /* RCPT or AUTH waiting for anvil (smtpd_cmd.c) */
+    struct content  *content;          /* DATA with content rules: the scanner, else NULL */
     enum smtpd_state state;
     int              esmtp;            /* EHLO rather than HELO */
     char            *helo;

@@ -15,6 +15,18 @@
  * them count towards smtpd_recipient_limit. What an alias of ours expands to needs no relay
  * permission: the administrator chose it (as in Postfix).
  *
+ * Access tables (smtpd_policy.c) run after the relay check, which no access OK can
+ * override: with smtpd_delay_reject = yes the client (once per session), HELO and sender
+ * stages run at each RCPT, so a refusal names the sender and the recipient; with `no` the
+ * client stage ran at connect (smtpd_session.c), HELO runs at HELO/EHLO and the sender at
+ * MAIL. The recipient stage always runs at RCPT, before the recipient is resolved. A
+ * refusal is the command's reply; a HOLD or DISCARD from the client or HELO stage covers
+ * every transaction of the session, one from the sender or a recipient (once accepted) the
+ * current transaction; smtpd_data acts on them at the end of DATA. A client refused at
+ * connect gets 503 for everything but QUIT. Then anvil (smtpd_anvil.c) counts MAIL, RCPT
+ * and AUTH against the client's rate limits: while its answer is pending the session reads
+ * no further command, and what the command needs to finish waits in s->cmd_wait.
+ *
  * MAIL on submit (public/submit, sendmail): the sender is <user@myhostname> for the
  * peer's login name unless the peer is root or in admin_group (smtpd_submit.c); the
  * client is trusted for relaying like mynetworks, and neither STARTTLS nor AUTH is offered.
@@ -33,12 +45,33 @@
 #include <string.h>
 #include <strings.h>
 
+#include "content.h"
 #include "log.h"
 #include "pwhash.h"
 #include "smtp_reply.h"
 #include "smtpd.h"
+#include "smtpd_anvil.h"
+#include "smtpd_policy.h"
 
 #define SMTPD_AUTH_PLAIN 1            /* struct smtp_auth.mech */
+#define SMTPD_CLIENT_LABEL 340        /* "name[addr]" */
+
+/* What a RCPT or an AUTH needs once anvil has answered. */
+struct smtpd_cmd_wait {
+    struct smtp_rcpt_params rp;       /* RCPT: its parameters, */
+    struct resolve_list     l;        /* its final recipients, */
+    enum policy_kind        verdict;  /* and a HOLD or DISCARD of the recipient stage */
+    char                   *why;
+    char                   *auth_arg; /* AUTH: mechanism and initial response (a secret) */
+};
+
+/* smtpd_cmd_client_label - "name[addr]", the client as logs name it. */
+static const char *
+smtpd_cmd_client_label(const struct smtpd_session *s, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s[%s]", s->client_name[0] ? s->client_name : "unknown", s->addr);
+    return out;
+}
 
 /* smtpd_cmd_fail - an error reply that counts towards the error limit. */
 static void __attribute__((format(printf, 4, 5)))
@@ -52,6 +85,25 @@ smtpd_cmd_fail(struct smtpd_session *s, int code, const char *enh, const char *f
     va_end(ap);
     smtpd_session_reply(s, code, enh, "%s", text);
     (void)smtpd_session_error(s);
+}
+
+/* smtpd_cmd_wait_free - forget what a command waiting for anvil kept; the AUTH secret is
+ * wiped. */
+static void
+smtpd_cmd_wait_free(struct smtpd_cmd_wait **wp)
+{
+    struct smtpd_cmd_wait *w = *wp;
+
+    if (w == NULL)
+        return;
+    resolve_list_free(&w->l);
+    free(w->why);
+    if (w->auth_arg != NULL) {
+        explicit_bzero(w->auth_arg, strlen(w->auth_arg));
+        free(w->auth_arg);
+    }
+    free(w);
+    *wp = NULL;
 }
 
 /* smtpd_cmd_txn_reset - forget the transaction (not the HELO). */
@@ -73,6 +125,11 @@ smtpd_cmd_txn_reset(struct smtpd_session *s)
     memset(&s->mail, 0, sizeof(s->mail));
     s->smtputf8 = 0;
     s->qid[0] = '\0';
+    s->txn_verdict = POLICY_NONE;
+    free(s->txn_why);
+    s->txn_why = NULL;
+    s->hold = 0;
+    content_free(&s->content);
     if (s->state != SMTPD_ST_CONNECTED)
         s->state = SMTPD_ST_GREETED;
 }
@@ -88,15 +145,26 @@ smtpd_cmd_auth_end(struct smtpd_session *s)
     s->auth = NULL;
 }
 
+/* smtpd_cmd_helo_forget - forget the HELO name and what its access stage said. */
+static void
+smtpd_cmd_helo_forget(struct smtpd_session *s)
+{
+    free(s->helo);
+    s->helo = NULL;
+    s->helo_verdict = POLICY_NONE;
+    free(s->helo_why);
+    s->helo_why = NULL;
+}
+
 /* smtpd_cmd_session_reset - back to the state right after the greeting: no HELO, no
  * transaction, not authenticated (STARTTLS, and the end of a session). */
 void
 smtpd_cmd_session_reset(struct smtpd_session *s)
 {
     smtpd_cmd_auth_cancel(s);
+    smtpd_cmd_wait_free(&s->cmd_wait);
     smtpd_cmd_txn_reset(s);
-    free(s->helo);
-    s->helo = NULL;
+    smtpd_cmd_helo_forget(s);         /* the client stage's answer stays: same client */
     s->esmtp = 0;
     s->state = SMTPD_ST_CONNECTED;
     smtpd_cmd_auth_end(s);
@@ -145,6 +213,75 @@ smtpd_cmd_helo_ok(const char *arg, size_t len)
     return 1;
 }
 
+/* smtpd_cmd_helo_access - the HELO stage; -1: refused (answered). A HOLD or DISCARD
+ * holds until the next HELO; it is logged when it first applies. */
+static int
+smtpd_cmd_helo_access(struct smtpd_session *s, const char *cmd, const char *rcpt)
+{
+    struct policy_action a;
+    enum policy_kind     k;
+
+    if (s->helo == NULL)
+        return 0;
+    k = smtpd_policy_check(s, POLICY_HELO, s->helo, cmd, rcpt, &a);
+    if (k == POLICY_REJECT || k == POLICY_DEFER) {
+        smtpd_policy_refuse(s, POLICY_HELO, s->helo, cmd, rcpt, &a);
+        return -1;
+    }
+    if ((k == POLICY_HOLD || k == POLICY_DISCARD) && k != s->helo_verdict
+        && s->helo_verdict != POLICY_DISCARD)
+        smtpd_policy_merge(&s->helo_verdict, &s->helo_why, k,
+                           smtpd_policy_note(s, POLICY_HELO, s->helo, cmd, rcpt, &a));
+    return 0;
+}
+
+/* smtpd_cmd_sender_access - the sender stage (sender: "" for <>); -1: refused (answered).
+ * A HOLD or DISCARD holds for this transaction. */
+static int
+smtpd_cmd_sender_access(struct smtpd_session *s, const char *sender, const char *cmd,
+                        const char *rcpt)
+{
+    struct policy_action a;
+    enum policy_kind     k;
+
+    k = smtpd_policy_check(s, POLICY_SENDER, sender, cmd, rcpt, &a);
+    if (k == POLICY_REJECT || k == POLICY_DEFER) {
+        smtpd_policy_refuse(s, POLICY_SENDER, sender, cmd, rcpt, &a);
+        return -1;
+    }
+    if ((k == POLICY_HOLD || k == POLICY_DISCARD) && k != s->txn_verdict
+        && s->txn_verdict != POLICY_DISCARD)
+        smtpd_policy_merge(&s->txn_verdict, &s->txn_why, k,
+                           smtpd_policy_note(s, POLICY_SENDER, sender, cmd, rcpt, &a));
+    return 0;
+}
+
+/* smtpd_cmd_client_access - the client stage at RCPT: run once per session (unless it ran
+ * at connect), its answer kept in s->client_action; -1: refused (answered). */
+static int
+smtpd_cmd_client_access(struct smtpd_session *s, const char *rcpt)
+{
+    struct policy_action a;
+    enum policy_kind     k;
+
+    if (!s->client_checked) {
+        s->client_checked = 1;
+        k = smtpd_policy_check(s, POLICY_CLIENT, NULL, "RCPT", rcpt, &a);
+        if (k != POLICY_NONE) {
+            s->client_action = xmalloc(sizeof(*s->client_action));
+            *s->client_action = a;
+        }
+        if (k == POLICY_HOLD || k == POLICY_DISCARD)
+            free(smtpd_policy_note(s, POLICY_CLIENT, NULL, "RCPT", rcpt, &a));
+    }
+    if (s->client_action != NULL && (s->client_action->kind == POLICY_REJECT
+                                     || s->client_action->kind == POLICY_DEFER)) {
+        smtpd_policy_refuse(s, POLICY_CLIENT, NULL, "RCPT", rcpt, s->client_action);
+        return -1;
+    }
+    return 0;
+}
+
 /* smtpd_cmd_helo - HELO and EHLO. */
 static void
 smtpd_cmd_helo(struct smtpd_session *s, const struct smtp_cmd *cmd)
@@ -160,8 +297,14 @@ smtpd_cmd_helo(struct smtpd_session *s, const struct smtp_cmd *cmd)
         return;
     }
     smtpd_cmd_txn_reset(s);
-    free(s->helo);
+    smtpd_cmd_helo_forget(s);
     s->helo = xstrndup(cmd->arg, cmd->arglen);
+    if (!smtpd.delay_reject && smtpd_cmd_helo_access(s, esmtp ? "EHLO" : "HELO", NULL) == -1) {
+        smtpd_cmd_helo_forget(s);     /* refused: no HELO stands, MAIL needs a new one */
+        s->esmtp = 0;
+        s->state = SMTPD_ST_CONNECTED;
+        return;
+    }
     s->esmtp = esmtp;
     s->state = SMTPD_ST_GREETED;
     if (!esmtp) {
@@ -191,6 +334,34 @@ smtpd_cmd_has_params(const char *s, size_t len)
         if (s[i] != ' ')
             return 1;
     return 0;
+}
+
+/* smtpd_cmd_mail_open - MAIL is accepted: the transaction is open. */
+static void
+smtpd_cmd_mail_open(struct smtpd_session *s)
+{
+    s->state = SMTPD_ST_MAIL;
+    smtpd_session_reply(s, 250, "2.1.0", "Ok");
+}
+
+/* smtpd_cmd_mail_anvil - anvil's answer to a MAIL: open the transaction, or forget it
+ * with anvil's 450 (message rate); then read on. */
+static void
+smtpd_cmd_mail_anvil(struct smtpd_session *s, int allowed, int code, const char *enh,
+                     const char *text)
+{
+    char label[SMTPD_CLIENT_LABEL];
+
+    if (allowed) {
+        smtpd_cmd_mail_open(s);
+    } else {
+        log_info("reject: MAIL from %s: %d %s %s; from=<%s>",
+                 smtpd_cmd_client_label(s, label, sizeof(label)), code, enh, text,
+                 s->sender ? s->sender : "");
+        smtpd_cmd_txn_reset(s);
+        smtpd_session_reply(s, code, enh, "%s", text);
+    }
+    smtpd_session_resume(s);
 }
 
 /* smtpd_cmd_mail - MAIL FROM:<path> [params]. */
@@ -245,6 +416,8 @@ smtpd_cmd_mail(struct smtpd_session *s, const struct smtp_cmd *cmd)
         smtpd_session_reply(s, 451, "4.3.0", "Error: queue manager unavailable, try again later");
         return;
     }
+    if (!smtpd.delay_reject && smtpd_cmd_sender_access(s, path.addr, "MAIL", NULL) == -1)
+        return;
     if (s->svc == SMTPD_SVC_SUBMIT && !s->local_admin) {
         /* local submission: the user's identity is the sender, whatever was asked */
         s->sender = xasprintf("%s@%s", s->local_user, smtpd.hostname);
@@ -256,8 +429,9 @@ smtpd_cmd_mail(struct smtpd_session *s, const struct smtp_cmd *cmd)
     }
     s->mail = mp;
     s->smtputf8 = mp.smtputf8;
-    s->state = SMTPD_ST_MAIL;
-    smtpd_session_reply(s, 250, "2.1.0", "Ok");
+    /* the transaction is set up but not open (still SMTPD_ST_GREETED) until anvil agrees */
+    if (smtpd_anvil_check(s, SMTPD_ANVIL_MAIL, smtpd_cmd_mail_anvil) == 1)
+        smtpd_cmd_mail_open(s);
 }
 
 /* smtpd_cmd_may_relay - may this client send to a domain that is neither ours nor one we
@@ -273,8 +447,11 @@ smtpd_cmd_may_relay(const struct smtpd_session *s)
 static void
 smtpd_cmd_rcpt_fail(struct smtpd_session *s, int code, const char *enh, const char *text)
 {
+    char label[SMTPD_CLIENT_LABEL];
+
     smtpd.stats.recipients_rejected++;
-    log_info("reject: RCPT from [%s]: %d %s %s; from=<%s>", s->addr, code, enh, text,
+    log_info("reject: RCPT from %s: %d %s %s; from=<%s>",
+             smtpd_cmd_client_label(s, label, sizeof(label)), code, enh, text,
              s->sender ? s->sender : "");
     if (code >= 500)
         smtpd_cmd_fail(s, code, enh, "%s", text);
@@ -314,21 +491,36 @@ smtpd_cmd_rcpt_orcpt(const struct smtp_rcpt_params *rp, const struct resolve_rcp
     return xasprintf("rfc822;%s", e->original);
 }
 
-/* smtpd_cmd_rcpt_add - add the final recipients of one RCPT that are new to the
- * transaction; 452 and nothing added if they would break smtpd_recipient_limit. */
-static void
-smtpd_cmd_rcpt_add(struct smtpd_session *s, const struct smtp_rcpt_params *rp,
-                   const struct resolve_list *l)
+/* smtpd_cmd_rcpt_room - would the final recipients of one RCPT that are new to the
+ * transaction still fit in smtpd_recipient_limit? If not, 452. */
+static int
+smtpd_cmd_rcpt_room(struct smtpd_session *s, const struct resolve_list *l)
 {
-    struct smtpd_rcpt *r;
-    size_t             i, add = 0;
+    size_t i, add = 0;
 
     for (i = 0; i < l->n; i++)
         add += !smtpd_cmd_rcpt_known(s, l->rcpt[i].address);
     if ((long long)(s->nrcpt + add) > smtpd.rcpt_limit) {
         smtpd_cmd_rcpt_fail(s, 452, "4.5.3", "Error: too many recipients");
-        return;
+        return 0;
     }
+    return 1;
+}
+
+/* smtpd_cmd_rcpt_add - add the final recipients of one RCPT that are new to the
+ * transaction (smtpd_cmd_rcpt_room said they fit), with the recipient stage's HOLD or
+ * DISCARD (why: heap, taken over), and say 250. */
+static void
+smtpd_cmd_rcpt_add(struct smtpd_session *s, const struct smtp_rcpt_params *rp,
+                   const struct resolve_list *l, enum policy_kind verdict, char *why)
+{
+    struct smtpd_rcpt *r;
+    size_t             i;
+
+    if (verdict == POLICY_HOLD || verdict == POLICY_DISCARD)
+        smtpd_policy_merge(&s->txn_verdict, &s->txn_why, verdict, why);
+    else
+        free(why);
     for (i = 0; i < l->n; i++) {
         const struct resolve_rcpt *e = &l->rcpt[i];
 
@@ -351,6 +543,62 @@ smtpd_cmd_rcpt_add(struct smtpd_session *s, const struct smtp_rcpt_params *rp,
     smtpd_session_reply(s, 250, "2.1.5", "Ok");
 }
 
+/* smtpd_cmd_rcpt_anvil - anvil's answer to a RCPT: add the recipients kept in
+ * s->cmd_wait, or refuse with anvil's 450 (recipient rate); then read on. */
+static void
+smtpd_cmd_rcpt_anvil(struct smtpd_session *s, int allowed, int code, const char *enh,
+                     const char *text)
+{
+    struct smtpd_cmd_wait *w = s->cmd_wait;
+
+    if (w != NULL) {
+        if (allowed) {
+            smtpd_cmd_rcpt_add(s, &w->rp, &w->l, w->verdict, w->why);
+            w->why = NULL;
+        } else {
+            smtpd_cmd_rcpt_fail(s, code, enh, text);
+        }
+        smtpd_cmd_wait_free(&s->cmd_wait);
+    }
+    smtpd_session_resume(s);
+}
+
+/* smtpd_cmd_rcpt_access - the access stages at RCPT, in their documented order: the
+ * client, HELO and sender stages when they are delayed to here (smtpd_delay_reject), then
+ * the recipient stage. -1: refused (answered, counted). Else 0, with the recipient stage's
+ * HOLD or DISCARD in *verdict and its reason in *why (heap, or NULL), which apply only if
+ * the recipient is accepted. */
+static int
+smtpd_cmd_rcpt_access(struct smtpd_session *s, const char *rcpt, enum policy_kind *verdict,
+                      char **why)
+{
+    struct policy_action a;
+    enum policy_kind     k;
+    int                  rc = 0;
+
+    if (smtpd_cmd_client_access(s, rcpt) == -1)
+        rc = -1;
+    else if (smtpd.delay_reject && (smtpd_cmd_helo_access(s, "RCPT", rcpt) == -1
+                                    || smtpd_cmd_sender_access(s, s->sender ? s->sender : "",
+                                                               "RCPT", rcpt) == -1))
+        rc = -1;
+    if (rc == -1) {
+        smtpd.stats.recipients_rejected++;
+        return -1;
+    }
+    k = smtpd_policy_check(s, POLICY_RECIPIENT, rcpt, "RCPT", rcpt, &a);
+    if (k == POLICY_REJECT || k == POLICY_DEFER) {
+        smtpd.stats.recipients_rejected++;
+        smtpd_policy_refuse(s, POLICY_RECIPIENT, rcpt, "RCPT", rcpt, &a);
+        return -1;
+    }
+    if (k == POLICY_HOLD || k == POLICY_DISCARD) {
+        *verdict = k;
+        *why = smtpd_policy_note(s, POLICY_RECIPIENT, rcpt, "RCPT", rcpt, &a);
+    }
+    return 0;
+}
+
 /* smtpd_cmd_rcpt - RCPT TO:<path> [params]. */
 static void
 smtpd_cmd_rcpt(struct smtpd_session *s, const struct smtp_cmd *cmd)
@@ -361,6 +609,8 @@ smtpd_cmd_rcpt(struct smtpd_session *s, const struct smtp_cmd *cmd)
     struct resolve_list     l;
     struct resolve_err      rerr;
     char                    text[SMTP_REPLY_LINE_MAX];
+    char                   *why = NULL;
+    enum policy_kind        verdict = POLICY_NONE;
     size_t                  end;
 
     if (s->state != SMTPD_ST_MAIL) {
@@ -392,11 +642,25 @@ smtpd_cmd_rcpt(struct smtpd_session *s, const struct smtp_cmd *cmd)
         smtpd_cmd_rcpt_fail(s, 554, "5.7.1", text);
         return;
     }
+    if (smtpd_cmd_rcpt_access(s, path.addr, &verdict, &why) == -1)
+        return;
     resolve_list_init(&l);
-    if (resolve_rcpt(smtpd.resolve, path.addr, &l, &rerr) == -1)
+    if (resolve_rcpt(smtpd.resolve, path.addr, &l, &rerr) == -1) {
         smtpd_cmd_rcpt_fail(s, rerr.code, rerr.enh, rerr.text);
-    else
-        smtpd_cmd_rcpt_add(s, &rp, &l);
+    } else if (smtpd_cmd_rcpt_room(s, &l)) {
+        if (smtpd_anvil_check(s, SMTPD_ANVIL_RCPT, smtpd_cmd_rcpt_anvil) == 0) {
+            /* anvil answers later: keep what adding the recipients needs */
+            s->cmd_wait = xcalloc(1, sizeof(*s->cmd_wait));
+            s->cmd_wait->rp = rp;
+            s->cmd_wait->l = l;       /* taken over */
+            s->cmd_wait->verdict = verdict;
+            s->cmd_wait->why = why;
+            return;
+        }
+        smtpd_cmd_rcpt_add(s, &rp, &l, verdict, why);
+        why = NULL;
+    }
+    free(why);
     resolve_list_free(&l);
 }
 
@@ -516,6 +780,7 @@ smtpd_cmd_auth_checked(int ok, void *arg)
     } else {
         smtpd.stats.auth_failure++;
         s->auth_failures++;
+        smtpd_anvil_auth_failed(s);
         log_info("authentication failed from [%s]: sasl_method=%s, sasl_username=%s%s, "
                  "failures=%lld", s->addr, method, name, s->auth_job_found ? "" : " (unknown)",
                  s->auth_failures);
@@ -599,6 +864,37 @@ smtpd_cmd_auth_step(struct smtpd_session *s, enum smtp_auth_step st)
     smtpd_cmd_auth_end(s);
 }
 
+/* smtpd_cmd_auth_begin - start the exchange: arg is the mechanism and any initial
+ * response. */
+static void
+smtpd_cmd_auth_begin(struct smtpd_session *s, const char *arg)
+{
+    s->auth = xcalloc(1, sizeof(*s->auth));
+    smtpd_cmd_auth_step(s, smtp_auth_start(s->auth, arg));
+}
+
+/* smtpd_cmd_auth_anvil - anvil's answer before an AUTH: start the exchange kept in
+ * s->cmd_wait, or (too many failures from this client lately) 421 and close. */
+static void
+smtpd_cmd_auth_anvil(struct smtpd_session *s, int allowed, int code, const char *enh,
+                     const char *text)
+{
+    char label[SMTPD_CLIENT_LABEL];
+
+    if (s->cmd_wait != NULL && s->cmd_wait->auth_arg != NULL) {
+        if (allowed) {
+            smtpd_cmd_auth_begin(s, s->cmd_wait->auth_arg);
+        } else {
+            log_info("reject: AUTH from %s: %d %s %s",
+                     smtpd_cmd_client_label(s, label, sizeof(label)), code, enh, text);
+            smtpd_session_reply(s, code, enh, "%s", text);
+            s->closing = 1;
+        }
+    }
+    smtpd_cmd_wait_free(&s->cmd_wait);
+    smtpd_session_resume(s);
+}
+
 /* smtpd_cmd_auth - AUTH mechanism [initial-response] (RFC 4954). */
 static void
 smtpd_cmd_auth(struct smtpd_session *s, const struct smtp_cmd *cmd)
@@ -632,8 +928,13 @@ smtpd_cmd_auth(struct smtpd_session *s, const struct smtp_cmd *cmd)
     }
     memcpy(arg, cmd->arg, cmd->arglen);
     arg[cmd->arglen] = '\0';
-    s->auth = xcalloc(1, sizeof(*s->auth));
-    smtpd_cmd_auth_step(s, smtp_auth_start(s->auth, arg));
+    if (smtpd_anvil_check(s, SMTPD_ANVIL_AUTH, smtpd_cmd_auth_anvil) == 0) {
+        /* anvil answers later; the argument may hold the password */
+        s->cmd_wait = xcalloc(1, sizeof(*s->cmd_wait));
+        s->cmd_wait->auth_arg = xstrdup(arg);
+    } else {
+        smtpd_cmd_auth_begin(s, arg);
+    }
     explicit_bzero(arg, sizeof(arg));
 }
 
@@ -663,6 +964,22 @@ smtpd_cmd_auth_abort(struct smtpd_session *s, int code, const char *enh, const c
     smtpd_cmd_auth_end(s);
 }
 
+/* smtpd_cmd_refused - a client refused at connect (554 greeting, smtpd_delay_reject = no)
+ * may only leave (RFC 5321 3.1): QUIT is 221, anything else 503. */
+static void
+smtpd_cmd_refused(struct smtpd_session *s, const struct smtp_cmd *cmd)
+{
+    char label[SMTPD_CLIENT_LABEL];
+
+    if (cmd->verb == SMTP_VERB_QUIT) {
+        smtpd_session_reply(s, 221, "2.0.0", "Bye");
+        s->closing = 1;
+        return;
+    }
+    smtpd_cmd_fail(s, 503, "5.7.0", "Error: access denied for %s",
+                   smtpd_cmd_client_label(s, label, sizeof(label)));
+}
+
 /* smtpd_cmd_line - one command line from the client. */
 void
 smtpd_cmd_line(struct smtpd_session *s, const char *line, size_t len)
@@ -680,6 +997,10 @@ smtpd_cmd_line(struct smtpd_session *s, const char *line, size_t len)
     s->verb_count[cmd.verb]++;
     if (cmd.verb == SMTP_VERB_AUTH)
         s->wipe_input = 1;            /* whatever becomes of it, it may hold a password */
+    if (s->greet_refused) {
+        smtpd_cmd_refused(s, &cmd);
+        return;
+    }
     switch (st) {
     case SMTP_CMD_OK:
         break;

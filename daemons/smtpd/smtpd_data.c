@@ -10,7 +10,15 @@
  * its message) but no longer stored. The Received: header and the envelope's protocol say
  * whether the session was TLS (ESMTPS, the version and cipher) and authenticated
  * (ESMTPSA, the user); for local submission (public/submit) they name the local user and
- * uid and the protocol is LOCAL. */
+ * uid and the protocol is LOCAL.
+ *
+ * Policy: with content rules set (smtpd_policy_content_new), what the scanner stores goes
+ * through the content scanner on its way to the spool file (our Received: header does
+ * not); without them nothing is copied. At the end of data the limits above come first,
+ * then the verdict of the access stages (smtpd_cmd) and of the rules: REJECT and DEFER
+ * are the rule's reply and the message is dropped; DISCARD drops it too but answers 250
+ * as if it were queued, so the client cannot tell (as Postfix does); HOLD commits it with
+ * IPC_F_HOLD, and qmgr keeps it out of delivery until `postern queue release`. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,10 +26,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "content.h"
 #include "ipc_msg.h"
 #include "log.h"
 #include "smtp_reply.h"
 #include "smtpd.h"
+#include "smtpd_policy.h"
+
+#define SMTPD_DATA_LABEL 340          /* "name[addr]" */
+
+/* What the scanner produced for one read, on its way through the content rules: one
+ * buffer for the process (a session handles one message at a time, on one thread). */
+static struct buf smtpd_data_scratch;
 
 /* smtpd_data_protocol - the with-protocol of Received: and of the envelope (RFC 3848,
  * RFC 6531): ESMTP/UTF8SMTP plus S for TLS and A for AUTH. */
@@ -58,8 +74,9 @@ smtpd_data_received(struct smtpd_session *s)
         buf_printf(&s->body, "Received: from local user %s (uid %lu)", s->local_user,
                    (unsigned long)s->local_uid);
     else
-        buf_printf(&s->body, "Received: from %s ([%s%s])", s->helo ? s->helo : "unknown",
-                   v6 ? "IPv6:" : "", s->addr);
+        buf_printf(&s->body, "Received: from %s (%s [%s%s])", s->helo ? s->helo : "unknown",
+                   s->client_name[0] ? s->client_name : "unknown", v6 ? "IPv6:" : "",
+                   s->addr);
     if (s->tls != NULL && s->tls_phase == SMTPD_TLS_ON) {
         const struct tls_facts *f = tls_conn_facts(s->tls);
 
@@ -102,6 +119,8 @@ smtpd_data_fail(struct smtpd_session *s, const char *text)
 void
 smtpd_data_opened(struct smtpd_session *s, uint32_t status, const char *qid, int fd)
 {
+    const char *why;
+
     if (status != 0 || fd < 0 || !qid_valid(qid)) {
         log_warnx("queue file open failed: status=%u qid=%s client=[%s]", status, qid,
                   s->addr);
@@ -121,6 +140,13 @@ smtpd_data_opened(struct smtpd_session *s, uint32_t status, const char *qid, int
     s->body_error = 0;
     s->body_discard = 0;
     smtp_data_init(&s->scan, smtpd.size_limit, smtpd.header_limit);
+    if (smtpd_policy_verdict(s, &why) == POLICY_DISCARD) {
+        s->body_discard = 1;          /* it will be dropped: neither stored nor scanned */
+    } else {
+        s->content = smtpd_policy_content_new(s);
+        if (s->content != NULL)
+            content_begin(s->content, s->qid);
+    }
     if (s->auth_user != NULL)
         log_info("%s: client=[%s], sasl_method=%s, sasl_username=%s", s->qid, s->addr,
                  s->auth_method, s->auth_user);
@@ -165,19 +191,34 @@ smtpd_data_close_fd(struct smtpd_session *s)
     s->body_fd = -1;
     buf_release(&s->body);
     buf_init(&s->body, 0);
+    content_free(&s->content);
+}
+
+/* smtpd_data_drop - give the file back to qmgr; 1 if it was ours to give. */
+static int
+smtpd_data_drop(struct smtpd_session *s)
+{
+    int dropped = 0;
+
+    smtpd_data_close_fd(s);
+    if (s->state == SMTPD_ST_DATA && s->qid[0] != '\0' && smtpd.qmgr != NULL) {
+        struct ipc_msg_abort a = { .qid = s->qid };
+        (void)ipc_msg_abort_send(smtpd.qmgr, s->id, &a, -1);
+        dropped = 1;
+    }
+    s->qid[0] = '\0';
+    return dropped;
 }
 
 /* smtpd_data_abort - drop the message: give the file back to qmgr. */
 void
 smtpd_data_abort(struct smtpd_session *s)
 {
-    smtpd_data_close_fd(s);
-    if (s->state == SMTPD_ST_DATA && s->qid[0] != '\0' && smtpd.qmgr != NULL) {
-        struct ipc_msg_abort a = { .qid = s->qid };
-        (void)ipc_msg_abort_send(smtpd.qmgr, s->id, &a, -1);
-        log_info("%s: aborted client=[%s]", s->qid, s->addr);
-    }
-    s->qid[0] = '\0';
+    char qid[QID_SIZE];
+
+    snprintf(qid, sizeof(qid), "%s", s->qid);
+    if (smtpd_data_drop(s))
+        log_info("%s: aborted client=[%s]", qid, s->addr);
 }
 
 /* smtpd_data_reject - a limit was broken: say why, drop the message. */
@@ -191,6 +232,101 @@ smtpd_data_reject(struct smtpd_session *s, int code, const char *enh, const char
     smtpd_session_reply(s, code, enh, "%s", text);
     smtpd_cmd_txn_reset(s);
     (void)smtpd_session_error(s);
+}
+
+/* smtpd_data_client - "name[addr]" for log lines. */
+static const char *
+smtpd_data_client(const struct smtpd_session *s, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s[%s]", s->client_name[0] ? s->client_name : "unknown", s->addr);
+    return out;
+}
+
+/* smtpd_data_refuse - a content rule said REJECT or DEFER: its reply (by default 550
+ * 5.7.1 or 450 4.7.1 "Message content rejected"), the message dropped. */
+static void
+smtpd_data_refuse(struct smtpd_session *s, const struct policy_action *rule)
+{
+    struct policy_action a = *rule;   /* the content scanner goes with the message */
+    int                  defer = a.kind == POLICY_DEFER;
+    char                 qid[QID_SIZE], label[SMTPD_DATA_LABEL];
+
+    if (a.code < 400 || a.code > 599)
+        a.code = defer ? 450 : 550;
+    if (a.enh[0] == '\0')
+        snprintf(a.enh, sizeof(a.enh), "%s", a.code >= 500 ? "5.7.1" : "4.7.1");
+    if (a.text[0] == '\0')
+        snprintf(a.text, sizeof(a.text), "Message content rejected");
+    snprintf(qid, sizeof(qid), "%s", s->qid);
+    log_info("%s: %s: %d %s %s; from=<%s> client=%s (%s)", qid,
+             a.code >= 500 ? "reject" : "defer", a.code, a.enh, a.text,
+             s->sender ? s->sender : "", smtpd_data_client(s, label, sizeof(label)), a.where);
+    smtpd.stats.rejected++;
+    smtpd.stats.content_rejected++;
+    (void)smtpd_data_drop(s);
+    smtpd_session_reply(s, a.code, a.enh, "%s", a.text);
+    smtpd_cmd_txn_reset(s);
+    if (a.code >= 500)
+        (void)smtpd_session_error(s);
+}
+
+/* smtpd_data_discard - DISCARD: drop the message but answer as if it were queued (the
+ * client cannot tell, as with Postfix). */
+static void
+smtpd_data_discard(struct smtpd_session *s, const char *why)
+{
+    char qid[QID_SIZE], label[SMTPD_DATA_LABEL];
+
+    snprintf(qid, sizeof(qid), "%s", s->qid);
+    log_info("%s: discard: %s; from=<%s> nrcpt=%zu client=%s", qid, why,
+             s->sender ? s->sender : "", s->nrcpt, smtpd_data_client(s, label, sizeof(label)));
+    smtpd.stats.discarded++;
+    (void)smtpd_data_drop(s);
+    smtpd_session_reply(s, 250, "2.0.0", "Ok: queued as %s", qid);
+    smtpd_cmd_txn_reset(s);
+}
+
+/* smtpd_data_rule_why - a content rule's action as a reason in a log line. */
+static const char *
+smtpd_data_rule_why(const struct policy_action *a, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s%s(%s)", a->text, a->text[0] ? " " : "", a->where);
+    return out;
+}
+
+/* smtpd_data_policy - the verdict on a complete message: the content rules' and the
+ * access stages'. -1: answered here (REJECT, DEFER, DISCARD); 0: commit it (on hold if
+ * s->hold is set). */
+static int
+smtpd_data_policy(struct smtpd_session *s)
+{
+    const struct content_verdict *v = NULL;
+    const char                  *why;
+    char                         buf[POLICY_TEXT_MAX + POLICY_WHERE_MAX + 8];
+    char                         label[SMTPD_DATA_LABEL];
+    enum policy_kind             k = smtpd_policy_verdict(s, &why);
+
+    if (s->content != NULL) {
+        content_end(s->content, &s->body);
+        v = content_verdict(s->content);
+        if (v->kind == POLICY_REJECT || v->kind == POLICY_DEFER) {
+            smtpd_data_refuse(s, &v->action);
+            return -1;
+        }
+    }
+    if (k == POLICY_DISCARD || (v != NULL && v->kind == POLICY_DISCARD)) {
+        smtpd_data_discard(s, k == POLICY_DISCARD ? why
+                                                  : smtpd_data_rule_why(&v->action, buf,
+                                                                        sizeof(buf)));
+        return -1;
+    }
+    if (k == POLICY_HOLD || (v != NULL && v->kind == POLICY_HOLD)) {
+        s->hold = 1;
+        log_info("%s: hold: %s; from=<%s> client=%s", s->qid,
+                 k == POLICY_HOLD ? why : smtpd_data_rule_why(&v->action, buf, sizeof(buf)),
+                 s->sender ? s->sender : "", smtpd_data_client(s, label, sizeof(label)));
+    }
+    return 0;
 }
 
 /* smtpd_data_commit - everything is on disk: send MSG_COMMIT. */
@@ -215,10 +351,11 @@ smtpd_data_commit(struct smtpd_session *s)
     m.qid = s->qid;
     m.size = s->body_written;
     m.flags = (s->smtputf8 ? IPC_F_SMTPUTF8 : 0)
-            | (s->mail.body == SMTP_BODY_8BITMIME ? IPC_F_8BITMIME : 0);
+            | (s->mail.body == SMTP_BODY_8BITMIME ? IPC_F_8BITMIME : 0)
+            | (s->hold ? IPC_F_HOLD : 0);
     m.sender = s->sender ? s->sender : "";
     m.client_addr = s->addr;
-    m.client_name = "unknown";
+    m.client_name = s->client_name[0] ? s->client_name : "unknown";
     m.helo = s->helo ? s->helo : "";
     m.protocol = smtpd_data_protocol(s);
     m.auth_user = s->auth_user ? s->auth_user : "";
@@ -277,6 +414,8 @@ smtpd_data_end(struct smtpd_session *s)
         smtpd_data_fail(s, "queue manager unavailable, try again later");
         return;
     }
+    if (smtpd_data_policy(s) == -1)
+        return;
     smtpd_data_write(s);
     /* No fsync here: qmgr makes the whole batch durable with one syncfs before QUEUED. */
     if (s->body_error != 0) {
@@ -287,6 +426,29 @@ smtpd_data_end(struct smtpd_session *s)
     smtpd_data_commit(s);
 }
 
+/* smtpd_data_feed_content - scan the buffered client bytes into the scratch buffer and
+ * pass them through the content rules into the body. Once a rule has refused or discarded
+ * the message nothing more needs storing. */
+static enum smtp_data_status
+smtpd_data_feed_content(struct smtpd_session *s, size_t *used)
+{
+    enum smtp_data_status st;
+    enum policy_kind      k;
+
+    if (smtpd_data_scratch.data == NULL)
+        buf_init(&smtpd_data_scratch, SMTPD_IN_MAX);
+    buf_reset(&smtpd_data_scratch);
+    st = smtp_data_feed(&s->scan, s->in.data, s->in.len, &smtpd_data_scratch, used);
+    content_feed(s->content, smtpd_data_scratch.data, smtpd_data_scratch.len, &s->body);
+    buf_reset(&smtpd_data_scratch);
+    k = content_verdict(s->content)->kind;
+    if (k == POLICY_REJECT || k == POLICY_DEFER || k == POLICY_DISCARD) {
+        s->body_discard = 1;
+        buf_reset(&s->body);
+    }
+    return st;
+}
+
 /* smtpd_data_input - feed buffered client bytes to the scanner. */
 void
 smtpd_data_input(struct smtpd_session *s)
@@ -294,8 +456,11 @@ smtpd_data_input(struct smtpd_session *s)
     enum smtp_data_status st;
     size_t used;
 
-    st = smtp_data_feed(&s->scan, s->in.data, s->in.len, s->body_discard ? NULL : &s->body,
-                        &used);
+    if (s->content != NULL && !s->body_discard)
+        st = smtpd_data_feed_content(s, &used);
+    else
+        st = smtp_data_feed(&s->scan, s->in.data, s->in.len,
+                            s->body_discard ? NULL : &s->body, &used);
     buf_consume(&s->in, used);
     if (!s->body_discard
         && ((s->scan.flags & (SMTP_DATA_TOO_BIG | SMTP_DATA_HDR_TOO_BIG | SMTP_DATA_LONG_LINE))
@@ -317,9 +482,10 @@ smtpd_data_queued(struct smtpd_session *s, uint32_t status, const char *qid, con
     if (status == 0) {
         smtpd.stats.messages++;
         smtpd.stats.bytes += s->body_written;
-        log_info("%s: from=<%s>, size=%llu, nrcpt=%zu, client=[%s], status=queued", qid,
+        smtpd.stats.held += s->hold != 0;
+        log_info("%s: from=<%s>, size=%llu, nrcpt=%zu, client=[%s], status=%s", qid,
                  s->sender ? s->sender : "", (unsigned long long)s->body_written, s->nrcpt,
-                 s->addr);
+                 s->addr, s->hold ? "hold" : "queued");
         smtpd_session_reply(s, 250, "2.0.0", "Ok: queued as %s", qid);
         smtpd_cmd_txn_reset(s);
         return;

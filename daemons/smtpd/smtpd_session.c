@@ -16,12 +16,29 @@
  * already decrypted are drained before waiting on epoll again. A handshake is bounded by
  * smtpd_tls_handshake_timeout; its failure ends only that session.
  *
+ * The connect phase: a network session is not greeted at once. The reverse lookup
+ * (smtpd_dns), the anvil CONNECT check (smtpd_anvil) and, on port 25 for clients not in
+ * smtpd_client_limit_exceptions, a pause of smtpd_greet_pause run side by side (SMTPS:
+ * after its handshake); when all three are done the greeting follows: the anvil refusal
+ * (421), or 554 to a port-25 client that talked before the greeting (spam software does
+ * not wait), or with smtpd_delay_reject = no the client access check (554 greeting and 503
+ * to every command, or 421 for DEFER), or 220. Input that arrives meanwhile is buffered, not
+ * parsed; public/submit skips the phase. The same holds while a MAIL, RCPT or AUTH check is
+ * with anvil (s->anvil_req).
+ *
+ * Limits are per session (s->timeout_ms, s->error_limit), chosen at accept: a process whose
+ * sessions reach smtpd_stress_threshold percent of smtpd_max_sessions is under stress, and
+ * a network session accepted then gets the smtpd_stress_* limits and no greet pause; idle
+ * sessions already open get the shorter idle timeout too. At smtpd_max_sessions a client
+ * is told 421 4.3.2 on its fresh socket and closed.
+ *
  * Idle sessions hold little memory: reads go through one process-wide buffer and buffers
  * that grew (a message, a burst of pipelining) are given back once empty. A closed session
  * is unlinked at once and freed at the end of the loop turn, so callers up the stack may
  * still look at it. */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -35,8 +52,16 @@
 #include "log.h"
 #include "smtp_reply.h"
 #include "smtpd.h"
+#include "smtpd_anvil.h"
+#include "smtpd_dns.h"
+#include "smtpd_policy.h"
 
 #define SMTPD_HASH_SIZE 4096
+
+/* What the greeting waits for (s->greet_wait). */
+#define SMTPD_GREET_DNS    0x1
+#define SMTPD_GREET_ANVIL  0x2
+#define SMTPD_GREET_PAUSE  0x4
 
 static struct smtpd_session *smtpd_session_hash[SMTPD_HASH_SIZE];
 static int                   smtpd_session_reap_queued;
@@ -46,6 +71,7 @@ static void smtpd_session_io(int fd, int events, void *arg);
 static void smtpd_session_process(struct smtpd_session *);
 static void smtpd_session_pull(struct smtpd_session *);
 static void smtpd_session_tls_handshake(struct smtpd_session *);
+static void smtpd_session_connect_phase(struct smtpd_session *);
 
 /* smtpd_session_plain_read - the plain-socket I/O layer. */
 static ssize_t
@@ -265,7 +291,7 @@ smtpd_session_flush(struct smtpd_session *s)
 int
 smtpd_session_error(struct smtpd_session *s)
 {
-    if (++s->errors < smtpd.error_limit)
+    if (++s->errors < s->error_limit)
         return 0;
     smtpd_session_reply(s, 421, "4.7.0", "%s Error: too many errors", smtpd.hostname);
     s->closing = 1;
@@ -277,13 +303,16 @@ static void
 smtpd_session_idle_timer(void *arg)
 {
     struct smtpd_session *s = arg;
-    uint64_t now = ev_now_ms(), due = s->last_active + smtpd.timeout_ms;
+    uint64_t now = ev_now_ms(), due = s->last_active + s->timeout_ms;
 
     s->idle_timer = 0;
     if (s->state == SMTPD_ST_WAIT_OPEN || s->state == SMTPD_ST_WAIT_QUEUED
-        || s->state == SMTPD_ST_AUTH_CHECKING || s->auth_timer != 0) {
+        || s->state == SMTPD_ST_AUTH_CHECKING || s->auth_timer != 0
+        || s->greeting_pending || s->anvil_req != 0) {
+        /* we are the ones waiting (the greeting is bounded by the DNS timeout and the
+         * pause, every wait by smtpd_session_timeout) */
         s->last_active = now;
-        due = now + smtpd.timeout_ms;
+        due = now + s->timeout_ms;
     }
     if (now < due) {
         s->idle_timer = ev_timer_add(smtpd.ev, due - now, smtpd_session_idle_timer, s);
@@ -375,10 +404,11 @@ smtpd_session_tls_established(struct smtpd_session *s)
              f->resumed ? "yes" : "no", f->sni ? f->sni : "none",
              f->peer_subject[0] ? " client_cert=\"" : "", f->peer_subject,
              f->peer_subject[0] ? (f->peer_verified ? "\" verified" : "\" unverified") : "");
-    if (s->svc == SMTPD_SVC_SMTPS)
-        smtp_reply(&s->out, 220, NULL, "%s", smtpd.banner);
-    else
-        smtpd_cmd_session_reset(s);
+    if (s->svc == SMTPD_SVC_SMTPS) {
+        smtpd_session_connect_phase(s);   /* the greeting follows the phase */
+        return;
+    }
+    smtpd_cmd_session_reset(s);
     smtpd_session_process(s);
 }
 
@@ -407,23 +437,295 @@ smtpd_session_tls_handshake(struct smtpd_session *s)
     smtpd_session_watch(s);
 }
 
-/* smtpd_session_accept - a new client: limits, greeting (or the SMTPS handshake), watchers. */
+/* smtpd_session_hang_up - after a last reply: one attempt to write it, then close. The
+ * socket is fresh or idle, so the reply goes out whole; a client that does not read gets
+ * no more of our time. */
+static void
+smtpd_session_hang_up(struct smtpd_session *s, const char *why)
+{
+    while (!s->dead && s->out.len > 0) {
+        ssize_t n = s->io->write(s, s->out.data, s->out.len);
+
+        if (n <= 0)
+            break;
+        buf_consume(&s->out, (size_t)n);
+    }
+    if (!s->dead)
+        smtpd_session_close(s, why);
+}
+
+/* smtpd_session_refuse_busy - smtpd_max_sessions reached: 421 on the fresh socket. */
+static void
+smtpd_session_refuse_busy(int fd, const struct smtpd_listener *l, const char *addr)
+{
+    static const char busy[] = "421 4.3.2 Too many sessions, try again later\r\n";
+    char              junk[512];
+    int               i;
+
+    smtpd.stats.connections_refused++;
+    log_warnx("connect from [%s]: refused, sessions=%zu reached smtpd_max_sessions", addr,
+              smtpd.nsessions);
+    if (l->svc != SMTPD_SVC_SMTPS) {
+        /* the send buffer of a new socket is empty: this never blocks and never splits */
+        (void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)shutdown(fd, SHUT_WR);
+        /* closing with unread input resets the connection, and a reset may destroy the
+         * reply before the client reads it: take what a hasty client already sent */
+        for (i = 0; i < 8; i++)
+            if (recv(fd, junk, sizeof(junk), MSG_DONTWAIT) <= 0)
+                break;
+    }
+    close(fd);
+}
+
+/* smtpd_session_stress_shrink - stress began: the sessions already open get the stress
+ * idle timeout too, counted from their last input (Postfix leaves them alone; here a flood
+ * of slow clients already in would otherwise keep the new ones out for smtpd_timeout). */
+static void
+smtpd_session_stress_shrink(void)
+{
+    struct smtpd_session *s;
+    uint64_t              now = ev_now_ms();
+    size_t                n = 0;
+
+    for (s = smtpd.sessions; s != NULL; s = s->next) {
+        uint64_t due;
+
+        if (s->dead || s->idle_timer == 0 || s->svc == SMTPD_SVC_SUBMIT
+            || s->timeout_ms <= smtpd.stress_timeout_ms)
+            continue;
+        s->timeout_ms = smtpd.stress_timeout_ms;
+        due = s->last_active + s->timeout_ms;
+        ev_timer_del(smtpd.ev, s->idle_timer);
+        s->idle_timer = ev_timer_add(smtpd.ev, due > now ? due - now : 0,
+                                     smtpd_session_idle_timer, s);
+        n++;
+    }
+    if (n > 0)
+        log_info("stress: idle timeout of %zu open sessions shortened to %" PRIu64 "ms", n,
+                 smtpd.stress_timeout_ms);
+}
+
+/* smtpd_session_stress_update - the session count changed: note the process coming
+ * under stress or out of it (the two thresholds are apart, smtpd_configure_connect). */
+static void
+smtpd_session_stress_update(void)
+{
+    if (!smtpd.stress && smtpd.nsessions >= smtpd.stress_enter) {
+        smtpd.stress = 1;
+        smtpd.stats.stress++;
+        log_warnx("stress: sessions=%zu of smtpd_max_sessions=%lld (smtpd_stress_threshold):"
+                  " new sessions get idle timeout %" PRIu64 "ms, session timeout %" PRIu64
+                  "ms, error limit %lld, no greet pause", smtpd.nsessions, smtpd.max_sessions,
+                  smtpd.stress_timeout_ms, smtpd.stress_session_timeout_ms,
+                  smtpd.stress_error_limit);
+        smtpd_session_stress_shrink();
+    } else if (smtpd.stress && smtpd.nsessions <= smtpd.stress_leave) {
+        smtpd.stress = 0;
+        log_info("stress over: sessions=%zu of smtpd_max_sessions=%lld", smtpd.nsessions,
+                 smtpd.max_sessions);
+    }
+}
+
+/* smtpd_session_limits - the session's timeouts and error limit, stress ones if the
+ * process is under stress (public/submit is local and never gets them); start the timers. */
+static void
+smtpd_session_limits(struct smtpd_session *s)
+{
+    uint64_t total = smtpd.session_timeout_ms;
+
+    s->timeout_ms = smtpd.timeout_ms;
+    s->error_limit = smtpd.error_limit;
+    if (smtpd.stress && s->svc != SMTPD_SVC_SUBMIT) {
+        s->stressed = 1;
+        smtpd.stats.stress_sessions++;
+        s->timeout_ms = smtpd.stress_timeout_ms;
+        s->error_limit = smtpd.stress_error_limit;
+        total = smtpd.stress_session_timeout_ms;
+    }
+    s->idle_timer = ev_timer_add(smtpd.ev, s->timeout_ms, smtpd_session_idle_timer, s);
+    s->session_timer = ev_timer_add(smtpd.ev, total, smtpd_session_total_timer, s);
+}
+
+/* smtpd_session_keep_action - remember the client check's answer for the transactions. */
+static void
+smtpd_session_keep_action(struct smtpd_session *s, const struct policy_action *act)
+{
+    free(s->client_action);
+    s->client_action = xmalloc(sizeof(*s->client_action));
+    memcpy(s->client_action, act, sizeof(*act));
+}
+
+/* smtpd_session_client_check - smtpd_delay_reject = no: the client access check before
+ * the greeting. 0: greet with 220; 1: the 554 greeting is queued (every command but QUIT
+ * gets 503, smtpd_cmd.c); -1: refused for now, the session is closed. */
+static int
+smtpd_session_client_check(struct smtpd_session *s)
+{
+    struct policy_action act;
+    enum policy_kind     kind;
+    const char          *text;
+
+    memset(&act, 0, sizeof(act));
+    kind = smtpd_policy_client(s, &act);
+    s->client_checked = 1;
+    text = act.text[0] != '\0' ? act.text : "Client host rejected: Access denied";
+    switch (kind) {
+    case POLICY_REJECT: {
+        const char *enh = act.enh[0] == '5' ? act.enh : "5.7.1";
+
+        log_info("reject: CONNECT from %s[%s]: 554 %s %s; by=%s", s->client_name, s->addr,
+                 enh, text, act.where);
+        smtpd_session_keep_action(s, &act);
+        s->greet_refused = 1;
+        smtpd_session_reply(s, 554, enh, "%s", text);
+        return 1;
+    }
+    case POLICY_DEFER: {
+        const char *enh = act.enh[0] == '4' ? act.enh : "4.7.1";
+
+        log_info("defer: CONNECT from %s[%s]: 421 %s %s; by=%s", s->client_name, s->addr,
+                 enh, text, act.where);
+        smtpd_session_reply(s, 421, enh, "%s %s", smtpd.hostname, text);
+        smtpd_session_hang_up(s, "client access DEFER");
+        return -1;
+    }
+    case POLICY_OK:
+    case POLICY_HOLD:
+    case POLICY_DISCARD:
+        log_debug("client %s[%s]: %s by %s", s->client_name, s->addr,
+                  policy_kind_name(kind), act.where);
+        smtpd_session_keep_action(s, &act);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* smtpd_session_pregreet - the client talked before the greeting: refuse and close. */
+static void
+smtpd_session_pregreet(struct smtpd_session *s)
+{
+    smtpd.stats.pregreet++;
+    log_info("pregreet from [%s]:%s: %d bytes before the greeting after %" PRIu64 "ms",
+             s->addr, s->addr_port, s->pregreet, ev_now_ms() - s->started);
+    smtpd_session_reply(s, 554, "5.5.1", "Error: talked before the greeting");
+    smtpd_session_hang_up(s, "pregreet");
+}
+
+/* smtpd_session_greet - the connect phase is over: refuse or greet, then take the input
+ * that waited. */
+static void
+smtpd_session_greet(struct smtpd_session *s)
+{
+    int rc = 0;
+
+    s->greeting_pending = 0;
+    log_debug("client [%s] name=%s ptr=%s after %" PRIu64 "ms", s->addr, s->client_name,
+              s->client_ptr, ev_now_ms() - s->started);
+    if (s->refuse_code != 0) {
+        smtpd_session_reply(s, s->refuse_code, s->refuse_enh, "%s %s", smtpd.hostname,
+                            s->refuse_text);
+        smtpd_session_hang_up(s, s->refuse_text);
+        return;
+    }
+    if (s->pregreet > 0) {
+        smtpd_session_pregreet(s);
+        return;
+    }
+    if (smtpd.connect_client_check && s->svc != SMTPD_SVC_SUBMIT)
+        rc = smtpd_session_client_check(s);
+    if (rc == -1)
+        return;
+    if (rc == 0)
+        smtp_reply(&s->out, 220, NULL, "%s", smtpd.banner);
+    smtpd_session_process(s);
+}
+
+/* smtpd_session_greet_done - one thing the greeting waited for is over. */
+static void
+smtpd_session_greet_done(struct smtpd_session *s, int what)
+{
+    s->greet_wait &= ~what;
+    if (!s->dead && s->greeting_pending && s->greet_wait == 0)
+        smtpd_session_greet(s);
+}
+
+/* smtpd_session_dns_done - the client's names are in. */
+static void
+smtpd_session_dns_done(struct smtpd_session *s)
+{
+    smtpd_session_greet_done(s, SMTPD_GREET_DNS);
+}
+
+/* smtpd_session_anvil_done - anvil's verdict on the connection; a refusal is said when
+ * the phase is over, so that a client over its limit gets no earlier greeting than others. */
+static void
+smtpd_session_anvil_done(struct smtpd_session *s, int allowed, int code, const char *enh,
+                         const char *text)
+{
+    if (!allowed && s->refuse_code == 0) {
+        s->refuse_code = code;
+        snprintf(s->refuse_enh, sizeof(s->refuse_enh), "%s", enh);
+        s->refuse_text = xstrdup(text);
+    }
+    smtpd_session_greet_done(s, SMTPD_GREET_ANVIL);
+}
+
+/* smtpd_session_pause_done - smtpd_greet_pause is over. */
+static void
+smtpd_session_pause_done(void *arg)
+{
+    struct smtpd_session *s = arg;
+
+    s->greet_timer = 0;
+    smtpd_session_greet_done(s, SMTPD_GREET_PAUSE);
+}
+
+/* smtpd_session_connect_phase - start what comes before the greeting: the reverse lookup,
+ * and for network services the anvil check and on port 25 the greet pause, during which a
+ * client that talks gives itself away. public/submit's lookup answers at once. */
+static void
+smtpd_session_connect_phase(struct smtpd_session *s)
+{
+    int exempt = s->svc == SMTPD_SVC_SUBMIT || smtpd_anvil_exempt(s);
+
+    s->greeting_pending = 1;
+    s->greet_wait = SMTPD_GREET_DNS;
+    if (s->svc != SMTPD_SVC_SUBMIT)
+        s->greet_wait |= SMTPD_GREET_ANVIL;
+    if (s->svc == SMTPD_SVC_SMTP && !exempt) {
+        s->pregreet_check = 1;
+        if (!s->stressed && smtpd.greet_pause_ms > 0) {
+            s->greet_wait |= SMTPD_GREET_PAUSE;
+            s->greet_timer = ev_timer_add(smtpd.ev, smtpd.greet_pause_ms,
+                                          smtpd_session_pause_done, s);
+        }
+    }
+    if (smtpd_dns_client(s, smtpd_session_dns_done) == 1)
+        s->greet_wait &= ~SMTPD_GREET_DNS;
+    if ((s->greet_wait & SMTPD_GREET_ANVIL)
+        && smtpd_anvil_check(s, SMTPD_ANVIL_CONNECT, smtpd_session_anvil_done) == 1)
+        s->greet_wait &= ~SMTPD_GREET_ANVIL;
+    if (s->greet_wait == 0) {
+        smtpd_session_greet(s);
+        return;
+    }
+    smtpd_session_watch(s);           /* read early talk meanwhile */
+}
+
+/* smtpd_session_accept - a new client: limits, then the connect phase (or the SMTPS
+ * handshake first), watchers. */
 void
 smtpd_session_accept(int fd, const struct smtpd_listener *l, const char *addr,
                      const char *port)
 {
-    static const char busy[] = "421 4.3.2 Too many sessions, try again later\r\n";
     struct smtpd_session *s;
     int one = 1;
 
     smtpd.stats.connections++;
     if ((long long)smtpd.nsessions >= smtpd.max_sessions) {
-        smtpd.stats.connections_refused++;
-        log_warnx("connect from [%s]: refused, sessions=%zu reached smtpd_max_sessions",
-                  addr, smtpd.nsessions);
-        if (l->svc != SMTPD_SVC_SMTPS)
-            (void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-        close(fd);
+        smtpd_session_refuse_busy(fd, l, addr);
         return;
     }
     if (l->svc == SMTPD_SVC_SMTPS && smtpd.tls == NULL) {
@@ -444,6 +746,8 @@ smtpd_session_accept(int fd, const struct smtpd_listener *l, const char *addr,
     } while (s->id == 0);
     snprintf(s->addr, sizeof(s->addr), "%s", addr);
     snprintf(s->addr_port, sizeof(s->addr_port), "%s", port);
+    snprintf(s->client_name, sizeof(s->client_name), "unknown");
+    snprintf(s->client_ptr, sizeof(s->client_ptr), "unknown");
     s->mynetworks = cidr_match_list(smtpd.mynetworks, smtpd.nmynetworks, s->addr);
     s->state = SMTPD_ST_CONNECTED;
     s->body_fd = -1;
@@ -460,9 +764,8 @@ smtpd_session_accept(int fd, const struct smtpd_listener *l, const char *addr,
     smtpd_session_hash[s->id % SMTPD_HASH_SIZE] = s;
     smtpd.nsessions++;
     smtpd.stats.sessions = smtpd.nsessions;
-    s->idle_timer = ev_timer_add(smtpd.ev, smtpd.timeout_ms, smtpd_session_idle_timer, s);
-    s->session_timer = ev_timer_add(smtpd.ev, smtpd.session_timeout_ms,
-                                    smtpd_session_total_timer, s);
+    smtpd_session_stress_update();
+    smtpd_session_limits(s);
     if (s->svc == SMTPD_SVC_SUBMIT) {
         /* local submission: the peer's uid is the identity; trusted like mynetworks */
         s->mynetworks = 1;
@@ -478,14 +781,14 @@ smtpd_session_accept(int fd, const struct smtpd_listener *l, const char *addr,
                  (unsigned long)s->local_uid, (long)s->local_pid, s->service,
                  s->local_admin ? " admin=yes" : "");
     } else {
-        log_info("connect from [%s]:%s service=%s", s->addr, port, s->service);
+        log_info("connect from [%s]:%s service=%s%s", s->addr, port, s->service,
+                 s->stressed ? " stress=yes" : "");
     }
     if (s->svc == SMTPD_SVC_SMTPS) {
-        smtpd_session_tls_begin(s);  /* the greeting follows the handshake */
+        smtpd_session_tls_begin(s);  /* the connect phase follows the handshake */
         return;
     }
-    smtp_reply(&s->out, 220, NULL, "%s", smtpd.banner);
-    smtpd_session_flush(s);
+    smtpd_session_connect_phase(s);
 }
 
 /* smtpd_session_log_end - the disconnect line with command counts. */
@@ -558,12 +861,20 @@ smtpd_session_close(struct smtpd_session *s, const char *why)
     free(s->auth_user);
     s->auth_user = NULL;
     smtpd_session_log_end(s, why);
+    smtpd_dns_forget(s);
+    smtpd_anvil_disconnect(s);
+    free(s->client_action);
+    s->client_action = NULL;
+    free(s->refuse_text);             /* why may have been this: logged above */
+    s->refuse_text = NULL;
     ev_timer_del(smtpd.ev, s->idle_timer);
     ev_timer_del(smtpd.ev, s->session_timer);
     ev_timer_del(smtpd.ev, s->tls_timer);
     ev_timer_del(smtpd.ev, s->pull_timer);
     ev_timer_del(smtpd.ev, s->auth_timer);
+    ev_timer_del(smtpd.ev, s->greet_timer);
     s->idle_timer = s->session_timer = s->tls_timer = s->pull_timer = s->auth_timer = 0;
+    s->greet_timer = 0;
     if (s->io_events)
         ev_io_del(smtpd.ev, s->fd);
     if (s->tls != NULL) {
@@ -580,6 +891,7 @@ smtpd_session_close(struct smtpd_session *s, const char *why)
         ev_defer(smtpd.ev, smtpd_session_reap_cb, NULL);
     }
     smtpd_session_gone(s);
+    smtpd_session_stress_update();
 }
 
 /* smtpd_session_idle - between transactions with nothing buffered. */
@@ -653,7 +965,8 @@ smtpd_session_process(struct smtpd_session *s)
     while (!s->dead && !s->closing) {
         if (s->state == SMTPD_ST_WAIT_OPEN || s->state == SMTPD_ST_WAIT_QUEUED
             || s->state == SMTPD_ST_AUTH_CHECKING || s->auth_timer != 0
-            || s->tls_phase == SMTPD_TLS_HANDSHAKE)
+            || s->tls_phase == SMTPD_TLS_HANDSHAKE || s->greeting_pending
+            || s->anvil_req != 0)
             break;
         if (s->state == SMTPD_ST_DATA) {
             if (s->in.len == 0)
@@ -697,8 +1010,19 @@ smtpd_session_process(struct smtpd_session *s)
         smtpd_session_stop(s);
     if (s->dead)
         return;
+    if (s->read_eof && s->greeting_pending && !s->closing) {
+        /* gone before the greeting: a port-25 client that talked first is still told
+         * (and counted); one that sent nothing has nothing to wait for */
+        if (s->pregreet > 0)
+            smtpd_session_pregreet(s);
+        else if (s->in.len == 0)
+            smtpd_session_close(s, "lost connection before the greeting");
+        if (s->dead)
+            return;
+    }
     if (s->read_eof && !s->closing && s->state != SMTPD_ST_WAIT_QUEUED
-        && s->state != SMTPD_ST_WAIT_OPEN && s->state != SMTPD_ST_AUTH_CHECKING) {
+        && s->state != SMTPD_ST_WAIT_OPEN && s->state != SMTPD_ST_AUTH_CHECKING
+        && !s->greeting_pending && s->anvil_req == 0) {
         /* the client is gone and everything it sent is done (a password check still
          * answers first: the client may only have shut down its side) */
         smtpd_session_flush(s);
@@ -744,6 +1068,10 @@ smtpd_session_read(struct smtpd_session *s)
             smtpd_session_watch(s);
             return 0;
         }
+        if (s->greeting_pending && s->pregreet > 0) {
+            smtpd_session_pregreet(s);    /* talked, then reset: logged and counted all the same */
+            return 0;
+        }
         smtpd_session_close(s, smtpd_session_io_error(s, "read error"));
         return 0;
     }
@@ -754,6 +1082,12 @@ smtpd_session_read(struct smtpd_session *s)
             fatalx("session input buffer");   /* no limit is set: cannot happen */
         explicit_bzero(smtpd_session_rbuf, (size_t)n);
         s->last_active = ev_now_ms();
+        if (s->greeting_pending && s->pregreet_check) {
+            /* never parsed: the session ends with 554 once the phase is over, and
+             * reading on keeps the client's bytes from piling up in the kernel */
+            s->pregreet = s->pregreet > INT_MAX - (int)n ? INT_MAX : s->pregreet + (int)n;
+            buf_wipe(&s->in);
+        }
     }
     if (s->read_eof && (s->state == SMTPD_ST_DATA || s->state == SMTPD_ST_WAIT_OPEN)) {
         /* gone in the middle of the message: whatever is buffered is incomplete

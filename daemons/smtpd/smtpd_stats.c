@@ -22,6 +22,13 @@ static const struct {
     { "messages", offsetof(struct smtpd_stats, messages) },
     { "rejected", offsetof(struct smtpd_stats, rejected) },
     { "bytes", offsetof(struct smtpd_stats, bytes) },
+    { "pregreet", offsetof(struct smtpd_stats, pregreet) },
+    { "stress", offsetof(struct smtpd_stats, stress) },
+    { "stress_sessions", offsetof(struct smtpd_stats, stress_sessions) },
+    { "policy_rejected", offsetof(struct smtpd_stats, policy_rejected) },
+    { "content_rejected", offsetof(struct smtpd_stats, content_rejected) },
+    { "held", offsetof(struct smtpd_stats, held) },
+    { "discarded", offsetof(struct smtpd_stats, discarded) },
 };
 
 _Static_assert(sizeof(smtpd_stats_tab) / sizeof(smtpd_stats_tab[0]) == SMTPD_STATS_N,

@@ -1,11 +1,11 @@
 /* smtpd_stats - the counters of one smtpd process, for `postern stats`.
  *
  * smtpd keeps one struct smtpd_stats (smtpd.stats) and bumps its fields where things happen:
- * smtpd_session (connections, TLS, sessions open), smtpd_cmd (AUTH, recipients) and
- * smtpd_data (messages, bytes). smtpd_stats_counters() turns it into the (name, value)
- * pairs of IPC_CTL_COUNTERS (doc/control.md), so answering master's IPC_CTL_COUNTERS_REQ is
- * one call. Counters only grow, except `sessions`, which is the number open now. Plain
- * integers: every update happens on the event loop's thread. */
+ * smtpd_session (connections, TLS, sessions open, the connect phase, stress), smtpd_cmd
+ * (AUTH, recipients) and smtpd_data (messages, bytes). smtpd_stats_counters() turns it into
+ * the (name, value) pairs of IPC_CTL_COUNTERS (doc/control.md), so answering master's
+ * IPC_CTL_COUNTERS_REQ is one call. Counters only grow, except `sessions`, which is the
+ * number open now. Plain integers: every update happens on the event loop's thread. */
 #ifndef POSTERN_SMTPD_STATS_H
 #define POSTERN_SMTPD_STATS_H
 
@@ -25,9 +25,16 @@ struct smtpd_stats {
     uint64_t messages;                /* accepted: 250 queued */
     uint64_t rejected;                /* refused at the end of DATA (size, hops, ...) */
     uint64_t bytes;                   /* message bytes of the accepted messages */
+    uint64_t pregreet;                /* talked before the greeting: 554 and closed */
+    uint64_t stress;                  /* times the process came under stress */
+    uint64_t stress_sessions;         /* sessions accepted under stress (shorter limits) */
+    uint64_t policy_rejected;         /* HELO, MAIL, RCPT refused by an access table */
+    uint64_t content_rejected;        /* messages refused by header or body checks */
+    uint64_t held;                    /* queued on hold by an access table or a rule */
+    uint64_t discarded;               /* answered 250 and dropped (DISCARD) */
 };
 
-#define SMTPD_STATS_N 12              /* counters smtpd_stats_counters() reports */
+#define SMTPD_STATS_N 19              /* counters smtpd_stats_counters() reports */
 
 /* smtpd_stats_counters - names (static strings, as in doc/control.md) and values of every
  * counter, at most max of them; returns how many were filled in. */

@@ -947,7 +947,10 @@ def show_log(inst):
 # A shared instance for the tests that need no special configuration.
 
 # The shared instance does not trust loopback, so relay denial can be tested from it.
-SHARED_CONF = {"message_size_limit": "100k", "mynetworks": "192.0.2.0/24"}
+# 127.0.0.1 is not in mynetworks here (relay refusals are tested), so it is not exempt from
+# the greet pause either: no pause, or every test would wait a second per connection.
+SHARED_CONF = {"message_size_limit": "100k", "mynetworks": "192.0.2.0/24",
+               "smtpd_greet_pause": "0"}
 _shared = None
 _shared_error = None
 
@@ -984,6 +987,7 @@ TLS_SHARED_USERS = {"demo@local.test": "correct horse %d" % random.randrange(10 
                     "user2@local.test": "battery staple %d" % random.randrange(10 ** 9)}
 TLS_SHARED_CONF = {"message_size_limit": "100k", "smtpd_processes": "2",
                    "mynetworks": "192.0.2.0/24",          # relaying needs AUTH here
+                   "smtpd_greet_pause": "0",
                    "smtpd_tls_handshake_timeout": "3s", "smtpd_auth_failure_delay": "1s",
                    "smtpd_auth_failure_limit": "3"}
 _tls_shared = None
