@@ -321,7 +321,10 @@ main(int argc, char **argv)
         fatalx("queue database: %s", err);
     if (qmgr_store_recover(qmgr_db, qmgr_recovered_gone, NULL) == -1)
         fatalx("queue database: recovery pass failed");
-    qmgr_body_sweep(qmgr_db, QMGR_ORPHAN_AGE);
+    /* No smtpd is connected yet, so no body is being written for us: every body without
+     * an envelope is a leftover, whatever its age. */
+    qmgr_body_verify(qmgr_db);
+    qmgr_body_sweep(qmgr_db, 0);
     qmgr_body_group_sync_init();
 
     if ((qmgr_ev = ev_new()) == NULL)

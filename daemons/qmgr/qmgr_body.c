@@ -383,3 +383,47 @@ qmgr_body_reap_stop(void)
     pthread_join(qmgr_body_reap_thread, NULL);
     qmgr_body_reap_running = 0;
 }
+
+/* qmgr_body_verify_one - 1 if qid's body is there with the size its envelope records. */
+static int
+qmgr_body_verify_one(const char *qid, uint64_t size, off_t *have)
+{
+    char        path[300];
+    struct stat st;
+
+    qmgr_body_path(path, sizeof(path), qid);
+    if (stat(path, &st) == -1) {
+        *have = -1;
+        return errno == ENOENT ? 0 : 1;     /* unreadable is not missing: keep it */
+    }
+    *have = st.st_size;
+    return (uint64_t)st.st_size == size;
+}
+
+/* qmgr_body_verify - drop every message whose body file is missing or not the size its
+ * envelope records. Such a message was never acknowledged: the group commit writes the
+ * records and the bodies and makes both durable with one syncfs before anyone is told, so
+ * a crash in between can leave records that point at a body the crash took back; the client
+ * got no 250 and sends the message again. Returns how many were dropped. */
+size_t
+qmgr_body_verify(struct qmgr_store *store)
+{
+    char            qid[QID_SIZE], after[QID_SIZE] = "";
+    struct qrec_msg m;
+    size_t          dropped = 0;
+    uint32_t        nrcpt;
+    off_t           have;
+
+    while (qmgr_store_next_msg(store, after, qid, &m) == 0) {
+        memcpy(after, qid, QID_SIZE);
+        if (!qmgr_body_verify_one(qid, m.size, &have)
+            && qmgr_store_admin(store, qid, QMGR_STORE_DELETE, 0, &nrcpt) == 0) {
+            log_warnx("%s: dropped: body %s (envelope says %llu bytes), never acknowledged",
+                      qid, have < 0 ? "missing" : "short", (unsigned long long)m.size);
+            (void)qmgr_body_unlink(qid);
+            dropped++;
+        }
+        qrec_msg_clear(&m);
+    }
+    return dropped;
+}

@@ -57,5 +57,9 @@ void qmgr_body_reap_stop(void);
 /* qmgr_body_sweep - remove body files older than min_age seconds that have no envelope
  * (crash leftovers: opened, never committed). Returns how many were removed. */
 size_t qmgr_body_sweep(struct qmgr_store *, uint64_t min_age);
+/* qmgr_body_verify - at start: drop the messages whose body is missing or not the size the
+ * envelope records (a crash inside a group commit, before its syncfs returned: never
+ * acknowledged). Returns how many. */
+size_t qmgr_body_verify(struct qmgr_store *);
 
 #endif

@@ -522,14 +522,114 @@ qmgr_smtpd_sync_bodies(struct qmgr_smtpd_pending **batch, size_t n)
     return rc;
 }
 
-/* qmgr_smtpd_flush - the group commit: bodies durable, then one synchronous transaction for
- * the whole batch, then the answers. */
+/* qmgr_smtpd_log_covered - does the syncfs of the bodies also cover the database log
+ * (db/ on the filesystem of body/)? The group sync may be switched off later (a failure
+ * makes it per file), so that part is asked each time. */
+static int
+qmgr_smtpd_log_covered(void)
+{
+    static int   known;
+    static dev_t log_dev;
+    struct stat  st;
+
+    if (!known) {
+        known = 1;
+        if (stat("db", &st) == 0)
+            log_dev = st.st_dev;
+        else
+            log_warn("stat db");
+    }
+    return log_dev != 0 && qmgr_body_group_sync_covers(log_dev);
+}
+
+/* qmgr_smtpd_one_flush_ok - can one syncfs make this whole batch durable? Only when every
+ * body waits for the group sync (none was synced alone) and it covers the log. */
+static int
+qmgr_smtpd_one_flush_ok(struct qmgr_smtpd_pending **batch, size_t n)
+{
+    if (!qmgr_smtpd_log_covered())
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (batch[i] != NULL && batch[i]->solo)
+            return 0;
+    return 1;
+}
+
+/* qmgr_smtpd_one_flush_fallback - the syncfs after a WRITE_NOSYNC insert failed: sync each
+ * body, the body directories and the log by themselves. If that fails too, the records are
+ * taken back (best effort: if that fails as well, the start-up check of qmgr_body_verify()
+ * drops records whose body is missing or short). -1: the batch failed. */
+static int
+qmgr_smtpd_one_flush_fallback(struct qmgr_smtpd_pending **batch, size_t n)
+{
+    const char **qids = xcalloc(n ? n : 1, sizeof(*qids));
+    size_t       i, k = 0;
+    int          rc = 0;
+    uint32_t     nrcpt;
+
+    log_warnx("group sync of %zu messages failed, syncing them one by one", n);
+    qmgr_smtpd_mark_open_solo();
+    for (i = 0; i < n; i++) {
+        if (batch[i] == NULL)
+            continue;
+        qids[k++] = batch[i]->rec.qid;
+        qmgr_smtpd_body_fdatasyncs++;
+        if (fdatasync(batch[i]->fd) == -1) {
+            log_warn("%s: fdatasync", batch[i]->rec.qid);
+            rc = -1;
+        }
+    }
+    if (rc == 0 && (qmgr_body_sync_dirs(qids, k) == -1 || qmgr_store_log_flush(qmgr_db) == -1))
+        rc = -1;
+    for (i = 0; rc == -1 && i < k; i++)
+        (void)qmgr_store_admin(qmgr_db, qids[i], QMGR_STORE_DELETE, 0, &nrcpt);
+    free(qids);
+    return rc;
+}
+
+/* qmgr_smtpd_commit_batch - make the batch durable, bodies and records; 0, or -1 with the
+ * reason (nothing of it is queued). Two orders: when one syncfs covers the bodies and the
+ * database log, the records are written first without a log flush (DB_TXN_WRITE_NOSYNC)
+ * and the one syncfs makes bodies and records durable together, which halves the device
+ * flushes per batch; a crash before it returns may leave records whose body is short,
+ * which were never acknowledged and which qmgr_body_verify() drops at the next start.
+ * Otherwise bodies are made durable first and the records follow with a synchronous
+ * commit, so records never point at a body a crash could take back. */
+static int
+qmgr_smtpd_commit_batch(struct qmgr_smtpd_pending **batch, size_t n, int *code, char *err,
+                        size_t errlen)
+{
+    struct qmgr_store_new **v = xcalloc(n ? n : 1, sizeof(*v));
+    size_t                  i, k = 0;
+    int                     rc, one = qmgr_smtpd_one_flush_ok(batch, n);
+
+    if (!one && qmgr_smtpd_sync_bodies(batch, n) == -1) {
+        snprintf(err, errlen, "body directory sync failed");
+        *code = EIO;
+        free(v);
+        return -1;
+    }
+    for (i = 0; i < n; i++)
+        if (batch[i] != NULL)
+            v[k++] = &batch[i]->rec;
+    rc = k ? qmgr_store_insert(qmgr_db, v, k, !one, code, err, errlen) : 0;
+    free(v);
+    if (rc == 0 && one && k && qmgr_body_group_sync() == -1
+        && qmgr_smtpd_one_flush_fallback(batch, n) == -1) {
+        snprintf(err, errlen, "queue file system sync failed");
+        *code = EIO;
+        rc = -1;
+    }
+    return rc;
+}
+
+/* qmgr_smtpd_flush - the group commit: bodies and records durable for the whole batch,
+ * then the answers. */
 void
 qmgr_smtpd_flush(void)
 {
     struct qmgr_smtpd_pending **batch = qmgr_smtpd_batch;
-    struct qmgr_store_new     **v;
-    size_t                      n = qmgr_smtpd_nbatch, i, k = 0;
+    size_t                      n = qmgr_smtpd_nbatch, i;
     char                        err[256] = "";
     int                         code = 0, rc;
 
@@ -538,24 +638,11 @@ qmgr_smtpd_flush(void)
     /* Detach the batch first: answering may fail and drop peers, which walk the batch. */
     qmgr_smtpd_batch = NULL;
     qmgr_smtpd_nbatch = qmgr_smtpd_batch_cap = 0;
-    /* QUEUED only when body bytes, body names and records are all durable, in that order:
-     * records never point at a body that a crash could take back. */
-    if (qmgr_smtpd_sync_bodies(batch, n) == -1) {
-        snprintf(err, sizeof(err), "body directory sync failed");
-        code = EIO;
-        rc = -1;
-    } else {
-        v = xcalloc(n, sizeof(*v));
-        for (i = 0; i < n; i++)
-            if (batch[i] != NULL)
-                v[k++] = &batch[i]->rec;
-        rc = k ? qmgr_store_insert(qmgr_db, v, k, &code, err, sizeof(err)) : 0;
-        free(v);
-    }
+    rc = qmgr_smtpd_commit_batch(batch, n, &code, err, sizeof(err));
     if (rc == -1)
         log_warnx("group commit of %zu messages failed: %s", n, err);
-    else if (k)
-        log_debug("group commit: messages=%zu", k);
+    else
+        log_debug("group commit: messages=%zu", n);
     for (i = 0; i < n; i++) {
         struct qmgr_smtpd_pending *e = batch[i];
 

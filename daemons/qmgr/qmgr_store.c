@@ -340,7 +340,7 @@ qmgr_store_del_index(struct qmgr_store *s, DB_TXN *txn, const char *qid, uint32_
 /* qmgr_store_insert - group commit of new messages. */
 int
 qmgr_store_insert(struct qmgr_store *s, struct qmgr_store_new *const *v, size_t n,
-                  int *errcode, char *err, size_t errlen)
+                  int flush, int *errcode, char *err, size_t errlen)
 {
     DB_TXN *txn;
     uint8_t k[QREC_KEY_MSG_LEN];
@@ -376,8 +376,9 @@ qmgr_store_insert(struct qmgr_store *s, struct qmgr_store_new *const *v, size_t 
             }
         }
     }
-    /* The durability point: a synchronous log flush (never DB_TXN_NOSYNC). */
-    if ((ret = txn->commit(txn, DB_TXN_SYNC)) != 0) {
+    /* The durability point: a synchronous log flush, or (flush 0) the caller's syncfs
+     * right after; never DB_TXN_NOSYNC, which may not even write the log. */
+    if ((ret = txn->commit(txn, flush ? DB_TXN_SYNC : DB_TXN_WRITE_NOSYNC)) != 0) {
         snprintf(err, errlen, "commit: %s", db_strerror(ret));
         *errcode = EIO;
         return -1;
@@ -393,6 +394,18 @@ fail:
     txn->abort(txn);
     *errcode = ret;
     return -1;
+}
+
+int
+qmgr_store_log_flush(struct qmgr_store *s)
+{
+    int ret;
+
+    if ((ret = s->env->log_flush(s->env, NULL)) != 0) {
+        log_warnx("log flush: %s", db_strerror(ret));
+        return -1;
+    }
+    return 0;
 }
 
 /* qmgr_store_all_final - 1 if every recipient of qid is final (0 if any is not or one is

@@ -74,10 +74,14 @@ void qmgr_store_close(struct qmgr_store **sp);
 int  qmgr_store_checkpoint(struct qmgr_store *);
 
 /* qmgr_store_insert - write n new messages with all their records in one transaction and
- * commit it with a synchronous log flush. 0: every message is durable; -1: none was written
- * (reason in err, errno-like code in *errcode). */
+ * commit it. flush 1: with a synchronous log flush, so 0 means every message is durable;
+ * flush 0: the log is written (DB_TXN_WRITE_NOSYNC) and the caller makes it durable itself,
+ * with the syncfs that covers the bodies or qmgr_store_log_flush(), before it tells anyone.
+ * -1: none was written (reason in err, errno-like code in *errcode). */
 int  qmgr_store_insert(struct qmgr_store *, struct qmgr_store_new *const *v, size_t n,
-                       int *errcode, char *err, size_t errlen);
+                       int flush, int *errcode, char *err, size_t errlen);
+/* qmgr_store_log_flush - make every committed transaction durable (a log fsync). 0 or -1. */
+int  qmgr_store_log_flush(struct qmgr_store *);
 
 /* qmgr_store_results - apply n results in one transaction (DB_TXN_WRITE_NOSYNC): rewrite each
  * recipient, move or drop its retry and domain keys, and remove every touched message whose

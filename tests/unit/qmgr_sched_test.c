@@ -167,7 +167,7 @@ test_msg(const char *sender, const char *domain, uint32_t n, char qid[QID_SIZE])
         m.rcpts[i].next_attempt = m.msg.arrival;
     }
     v[0] = &m;
-    CHECK(qmgr_store_insert(qmgr_db, v, 1, &code, err, sizeof(err)) == 0);
+    CHECK(qmgr_store_insert(qmgr_db, v, 1, 1, &code, err, sizeof(err)) == 0);
     qmgr_sched_new_message(&m, qmgr_wall_ms());
     for (i = 0; i < n; i++)
         free(m.rcpts[i].addr);

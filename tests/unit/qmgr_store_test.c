@@ -116,7 +116,7 @@ test_qmgr_store_insert_reopen(void)
     v[0] = test_new_msg(3, 1000);
     v[1] = test_new_msg(1, 900);
     memcpy(qid0, v[0]->qid, QID_SIZE);
-    CHECK(qmgr_store_insert(s, v, 2, &code, err, sizeof(err)) == 0);
+    CHECK(qmgr_store_insert(s, v, 2, 1, &code, err, sizeof(err)) == 0);
     qmgr_store_get_stats(s, &st);
     CHECK(st.insert_txns == 1 && st.inserted_msgs == 2);
     CHECK(st.log_syncs >= 1);
@@ -168,7 +168,7 @@ test_qmgr_store_results(void)
         return;
     }
     v[0] = test_new_msg(3, 5000);
-    CHECK(qmgr_store_insert(s, v, 1, &code, err, sizeof(err)) == 0);
+    CHECK(qmgr_store_insert(s, v, 1, 1, &code, err, sizeof(err)) == 0);
     memset(u, 0, sizeof(u));
     for (int i = 0; i < 3; i++) {
         memcpy(u[i].qid, v[0]->qid, QID_SIZE);
@@ -237,7 +237,7 @@ test_qmgr_store_recover(void)
     }
     v[0] = test_new_msg(2, 7000);
     v[1] = test_new_msg(1, 7000);
-    CHECK(qmgr_store_insert(s, v, 2, &code, err, sizeof(err)) == 0);
+    CHECK(qmgr_store_insert(s, v, 2, 1, &code, err, sizeof(err)) == 0);
     /* Forge what a crash or an old version could leave behind. */
     CHECK(s->env->txn_begin(s->env, NULL, &txn, 0) == 0);
     v[0]->rcpts[0].state = QREC_ACTIVE;
@@ -302,7 +302,7 @@ test_qmgr_store_batch(void)
         return;
     }
     v[0] = test_new_msg(2, 6000);
-    CHECK(qmgr_store_insert(s, v, 1, &code, err, sizeof(err)) == 0);
+    CHECK(qmgr_store_insert(s, v, 1, 1, &code, err, sizeof(err)) == 0);
     dsn = test_new_msg(1, 6001);
     dsn->msg.sender = (char *)"";
     dsn->msg.flags = QREC_F_BOUNCE;
