@@ -16,9 +16,9 @@
  *
  * -bs proxies SMTP between stdin/stdout and public/submit (bare LF from stdin becomes
  * CRLF; when stdin ends, replies are relayed until smtpd closes (QUIT) or is silent for
- * SM_BS_DRAIN_MS), -bp is mailq, -q is `postern queue retry --all` (admin only), -bi is newaliases.
- * newaliases compiles alias_map with map_build_aliases() and, when master runs, reloads it
- * so smtpd opens the new map (the reload retires smtpd gracefully). */
+ * SM_BS_DRAIN_MS), -bp is mailq, -q is `postern queue retry --all` (admin only), -bi is
+ * newaliases. newaliases compiles alias_map with map_build_aliases() and, when master runs,
+ * reloads it so smtpd opens the new map (the reload retires smtpd gracefully). */
 #include <errno.h>
 #include <poll.h>
 #include <pwd.h>

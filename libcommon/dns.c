@@ -93,7 +93,8 @@ dns_set(const char *opt, const char *val, char *err, size_t errlen)
 }
 
 int
-dns_init(struct ev *ev, char *const *servers, size_t n, char *err, size_t errlen)
+dns_init(struct ev *ev, char *const *servers, size_t n, int lan_zones, char *err,
+         size_t errlen)
 {
     int rc;
 
@@ -111,6 +112,14 @@ dns_init(struct ev *ev, char *const *servers, size_t n, char *err, size_t errlen
      * mail there, so ask the servers instead. */
     if (dns_set("do-not-query-localhost:", "no", err, errlen) == -1
         || dns_set("local-zone:", "test. transparent", err, errlen) == -1)
+        goto fail;
+    /* The private reverse zones are NXDOMAIN by default: quick, and no word about the LAN
+     * leaves the host. A site whose own DNS names its LAN clients asks for them; those
+     * zones are unsigned below a signed parent, so validation must not expect signatures
+     * (we validate nothing today; this keeps it right if a trust anchor is ever added). */
+    if (lan_zones
+        && (dns_set("unblock-lan-zones:", "yes", err, errlen) == -1
+            || dns_set("insecure-lan-zones:", "yes", err, errlen) == -1))
         goto fail;
     for (size_t i = 0; i < n; i++)
         if ((rc = ub_ctx_set_fwd(dns_ub, servers[i])) != 0) {

@@ -4,11 +4,14 @@
  * dns_servers (else the name servers of /etc/resolv.conf) and knows /etc/hosts, both read
  * at set-up, so nothing is read after the chroot. libunbound's default local zones answer
  * localhost, the loopback and private (RFC 1918) and documentation (RFC 5737) reverse
- * zones without asking anyone. Queries run in libunbound's worker thread; answers come
- * back through ub_fd() on the loop and each callback runs on the loop, never inside
- * dns_query(). A callback is never called for a cancelled query. Used by the smtp agent
- * (MX, A/AAAA) and smtpd (the client's PTR, confirmed by A/AAAA); the record data is
- * decoded with dns_wire.h. Programs that link this module need -lunbound. */
+ * zones without asking anyone; with lan_zones (dns_lan_zones) only localhost, the
+ * loopback and special names such as home.arpa and invalid stay local, and the other
+ * reverse zones are asked of the servers, so a site's DNS can name its LAN clients.
+ * Queries run in libunbound's worker thread; answers come back through ub_fd() on the
+ * loop and each callback runs on the loop, never inside dns_query(). A callback is never
+ * called for a cancelled query. Used by the smtp agent (MX, A/AAAA) and smtpd (the
+ * client's PTR, confirmed by A/AAAA); the record data is decoded with dns_wire.h.
+ * Programs that link this module need -lunbound. */
 #ifndef POSTERN_DNS_H
 #define POSTERN_DNS_H
 
@@ -30,9 +33,11 @@ struct dns_answer {
 
 typedef void (*dns_cb)(void *arg, const struct dns_answer *);
 
-/* dns_init - servers: addresses to forward to (n = 0: /etc/resolv.conf). -1 with the
- * reason in err. */
-int  dns_init(struct ev *, char *const *servers, size_t n, char *err, size_t errlen);
+/* dns_init - servers: addresses to forward to (n = 0: /etc/resolv.conf); lan_zones: 1 =
+ * private and other special-use reverse zones go to the servers too (dns_lan_zones), 0 =
+ * libunbound answers them NXDOMAIN itself. -1 with the reason in err. */
+int  dns_init(struct ev *, char *const *servers, size_t n, int lan_zones, char *err,
+              size_t errlen);
 /* dns_query - ask; returns an id > 0 for dns_cancel, or -1 (cb is then not called; the
  * caller treats it as a temporary failure). */
 int  dns_query(const char *name, int rrtype, dns_cb, void *arg);

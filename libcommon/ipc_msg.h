@@ -8,7 +8,8 @@
  *   int  ipc_<name>_send(struct ipc_conn *, uint32_t reqid, const struct ipc_<name> *, int fd);
  * Decoded strings point into the frame: copy what must outlive the callback. A STRV field
  * `x` is `const char **x` with its count in `x_n`; U32V likewise; BYTES `x` is
- * `const uint8_t *x` with `x_len`. Field kinds: U32, U64, STR, STRV, U32V, BYTES. Bump IPC_VERSION on any change: master refuses a daemon of another version. */
+ * `const uint8_t *x` with `x_len`. Field kinds: U32, U64, STR, STRV, U32V, BYTES.
+ * Bump IPC_VERSION on any change: master refuses a daemon of another version. */
 #ifndef POSTERN_IPC_MSG_H
 #define POSTERN_IPC_MSG_H
 

@@ -148,12 +148,39 @@ resolve_close(struct resolve **rp)
     *rp = NULL;
 }
 
-/* resolve_in - is the normalised domain d in list? */
+/* resolve_in - is the normalised domain d in list (exact entries only)? */
 static int
 resolve_in(char *const *list, size_t n, const char *d)
 {
     for (size_t i = 0; i < n; i++)
         if (strcmp(list[i], d) == 0)
+            return 1;
+    return 0;
+}
+
+/* resolve_domain_match - see resolve.h. */
+int
+resolve_domain_match(const char *entry, const char *domain)
+{
+    size_t elen = strlen(entry), dlen = strlen(domain);
+
+    /* The label boundary matters: "example.com" must not take "badexample.com". */
+    if (entry[0] == '.')
+        return elen > 1 && dlen > elen && strcmp(domain + dlen - elen, entry) == 0;
+    if (elen == 0)
+        return 0;
+    return strcmp(domain, entry) == 0
+           || (dlen > elen && domain[dlen - elen - 1] == '.'
+               && strcmp(domain + dlen - elen, entry) == 0);
+}
+
+/* resolve_in_parent - does any entry of list match the normalised domain d, subdomains
+ * included (resolve_domain_match)? */
+static int
+resolve_in_parent(char *const *list, size_t n, const char *d)
+{
+    for (size_t i = 0; i < n; i++)
+        if (resolve_domain_match(list[i], d))
             return 1;
     return 0;
 }
@@ -167,7 +194,7 @@ resolve_domain_class(const struct resolve *r, const char *domain)
 
     if (resolve_in(r->local_domains, r->nlocal, d))
         c = RESOLVE_LOCAL;
-    else if (resolve_in(r->relay_domains, r->nrelay, d))
+    else if (resolve_in_parent(r->relay_domains, r->nrelay, d))
         c = RESOLVE_RELAY_DOMAIN;
     free(d);
     return c;

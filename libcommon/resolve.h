@@ -24,10 +24,12 @@
  *
  * Each final recipient is classified: RESOLVE_LOCAL (domain in local_domains; looked up in
  * mailbox_map by address, then "@domain", as local does), RESOLVE_RELAY_DOMAIN (domain in
- * relay_domains), RESOLVE_REMOTE (anything else: the caller decides whether this client may
- * relay). Domains are compared without case and returned lower-cased, without a trailing dot;
- * local parts are kept as given (lookups lower-case them). An address without a domain (the
- * RFC 5321 <postmaster>) gets the first local domain.
+ * relay_domains, subdomains included as in Postfix: see resolve_domain_match()),
+ * RESOLVE_REMOTE (anything else: the caller decides whether this client may relay).
+ * local_domains match exactly; a domain in both lists is local. Domains are compared
+ * without case and returned lower-cased, without a trailing dot; local parts are kept as
+ * given (lookups lower-case them). An address without a domain (the RFC 5321 <postmaster>)
+ * gets the first local domain.
  *
  * Replies (struct resolve_err, ready for the SMTP reply):
  *  550 5.1.1 User unknown   the address is local and not in mailbox_map, or every final local
@@ -95,6 +97,13 @@ int  resolve_rcpt(struct resolve *, const char *address, struct resolve_list *ou
 
 /* resolve_domain_class - the class of a domain (any case, trailing dot ignored). */
 enum resolve_class resolve_domain_class(const struct resolve *, const char *domain);
+
+/* resolve_domain_match - does a domain-list entry match domain, both lower-case without a
+ * trailing dot? As Postfix's parent_domain_matches_subdomains: "example.com" matches
+ * example.com and every name under it (sub.example.com, a.b.example.com), ".example.com"
+ * only the names under it; never "badexample.com". An empty entry or "." matches nothing.
+ * Every key that lists domains this way (today relay_domains) goes through here. */
+int                resolve_domain_match(const char *entry, const char *domain);
 const char        *resolve_class_name(enum resolve_class);   /* "local", "relay", "remote" */
 
 void resolve_list_init(struct resolve_list *);

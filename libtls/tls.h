@@ -75,8 +75,8 @@ struct tls_ctx  *tls_client_ctx_new(const struct tls_client_conf *, char *err, s
 void             tls_ctx_free(struct tls_ctx **);
 /* tls_ctx_set_ticket_keys - keys[0] encrypts new tickets; every key decrypts. n = 0 turns
  * tickets off. Keys are copied and the caller's copy may be wiped. */
-int              tls_ctx_set_ticket_keys(struct tls_ctx *, const uint8_t (*keys)[TLS_TICKET_KEY_LEN],
-                                         size_t n);
+int              tls_ctx_set_ticket_keys(struct tls_ctx *,
+                                         const uint8_t (*keys)[TLS_TICKET_KEY_LEN], size_t n);
 /* tls_ticket_key_new - fresh random key material for tls_ctx_set_ticket_keys(). */
 int              tls_ticket_key_new(uint8_t key[TLS_TICKET_KEY_LEN]);
 

@@ -371,7 +371,8 @@ main(int argc, char **argv)
 
     /* Open everything needed, then drop privileges. */
     servers = config_list(smtp.cfg, "dns_servers", &nservers);
-    if (dns_init(smtp.ev, servers, nservers, err, sizeof(err)) == -1)
+    if (dns_init(smtp.ev, servers, nservers, config_bool(smtp.cfg, "dns_lan_zones"), err,
+                 sizeof(err)) == -1)
         fatalx("resolver: %s", err);
     smtp.set.ev = smtp.ev;
     smtp.set.tls = smtp_tls_init();

@@ -1,27 +1,27 @@
 /* smtpd - the SMTP server daemon: start-up, listeners, TLS, the master and qmgr channels.
  *
  * Started by master as `smtpd -c DIR -i SLOT [-d]` (doc/internals.md): fd 3 is the master
- * channel, fds 4.. are listening sockets named by $POSTERN_LISTENERS (smtp, submission,
- * smtps, submit: public/submit, where sendmail speaks SMTP and the peer's uid is the
- * sender; its users are read before the chroot, smtpd_submit.c). We read the config, open the recipient maps (libcommon/resolve: virtual_alias_map,
- * alias_map, mailbox_map) and the auth map, load the TLS certificates and keys (a map that
- * cannot be opened or a bad key is fatal: master logs it and throttles the restarts), drop
- * privileges (mail_owner, chrooted to smtpd_chroot or <queue_directory>/empty) when root,
- * start the password-check threads (after the drop and with signals blocked), say HELLO to
- * master and serve sessions until SIGTERM (graceful: idle sessions get 421, transactions get
- * SMTPD_STOP_GRACE_MS; this is also how a reload replaces us, so established TLS sessions
- * finish on the context they started with) or until master goes away. Session-ticket keys
- * arrive in IPC_MASTER_TLS_KEYS, again at every rotation. SIGUSR1 (master's reload) retires
- * us gracefully: the listeners are closed, open sessions (TLS ones on the context they
- * started with) go on until they end or time out (smtpd_timeout, smtpd_session_timeout),
- * then we exit; SIGTERM during that still stops us as above. After HELLO we send
- * IPC_MASTER_CAPS (counters, log level, pause) and answer IPC_CTL_COUNTERS_REQ, apply
- * IPC_CTL_LOG_LEVEL, and on IPC_CTL_PAUSE stop (or resume) watching the network listeners;
- * public/submit stays served while paused, so local mail (cron, sendmail) still queues. The qmgr socket arrives in
- * IPC_MASTER_PEER, again after a qmgr restart (or a reload); when one goes away, sessions
- * hold MAIL and DATA for up to SMTPD_QMGR_WAIT_MS for the next one, then answer 451.
- * A malformed frame from qmgr or master is a bug in a trusted process: fatalx() and master
- * restarts us. */
+ * channel, fds 4.. are listening sockets named by $POSTERN_LISTENERS (smtp, submission, smtps,
+ * submit: public/submit, where sendmail speaks SMTP and the peer's uid is the sender; its users
+ * are read before the chroot, smtpd_submit.c). We read the config, open the recipient maps
+ * (libcommon/resolve: virtual_alias_map, alias_map, mailbox_map) and the auth map, load the TLS
+ * certificates and keys (a map that cannot be opened or a bad key is fatal: master logs it and
+ * throttles the restarts), drop privileges (mail_owner, chrooted to smtpd_chroot or
+ * <queue_directory>/empty) when root, start the password-check threads (after the drop and with
+ * signals blocked), say HELLO to master and serve sessions until SIGTERM (graceful: idle
+ * sessions get 421, transactions get SMTPD_STOP_GRACE_MS; this is also how a reload replaces
+ * us, so established TLS sessions finish on the context they started with) or until master goes
+ * away. Session-ticket keys arrive in IPC_MASTER_TLS_KEYS, again at every rotation. SIGUSR1
+ * (master's reload) retires us gracefully: the listeners are closed, open sessions (TLS ones on
+ * the context they started with) go on until they end or time out (smtpd_timeout,
+ * smtpd_session_timeout), then we exit; SIGTERM during that still stops us as above. After
+ * HELLO we send IPC_MASTER_CAPS (counters, log level, pause) and answer IPC_CTL_COUNTERS_REQ,
+ * apply IPC_CTL_LOG_LEVEL, and on IPC_CTL_PAUSE stop (or resume) watching the network
+ * listeners; public/submit stays served while paused, so local mail (cron, sendmail) still
+ * queues. The qmgr socket arrives in IPC_MASTER_PEER, again after a qmgr restart (or a reload);
+ * when one goes away, sessions hold MAIL and DATA for up to SMTPD_QMGR_WAIT_MS for the next
+ * one, then answer 451. A malformed frame from qmgr or master is a bug in a trusted process:
+ * fatalx() and master restarts us. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -196,7 +196,8 @@ smtpd_dns_init(char *err, size_t errlen)
     if (!config_bool(smtpd.cfg, "smtpd_peername_lookup"))
         return 0;
     servers = config_list(smtpd.cfg, "dns_servers", &n);
-    if (dns_init(smtpd.ev, servers, n, err, errlen) == -1)
+    if (dns_init(smtpd.ev, servers, n, config_bool(smtpd.cfg, "dns_lan_zones"), err,
+                 errlen) == -1)
         return -1;
     smtpd_dns_enabled = 1;
     return 0;

@@ -3,7 +3,9 @@
  * Only names that libunbound's default local zones answer by themselves are asked (the
  * loopback and private reverse zones, localhost), with the one forwarder on a port where
  * nobody listens: the test needs no network and shows that smtpd's usual lookups for
- * local and test clients take milliseconds. Every loop run has a guard timer. */
+ * local and test clients take milliseconds. Then again with lan_zones (dns_lan_zones): the
+ * private reverse zones are no longer answered here but asked of the silent forwarder,
+ * while the loopback still is. Every loop run has a guard timer. */
 #include <netinet/in.h>
 #include <stdint.h>
 #include <string.h>
@@ -152,6 +154,31 @@ test_dns_cancel(void)
     CHECK(gone.calls == 0 && kept.calls == 1);
 }
 
+/* test_dns_lan_zones - lan_zones: a private reverse name goes to the forwarder (which
+ * never answers, so no answer within FAST_MS), the loopback is still answered at once. */
+static void
+test_dns_lan_zones(void)
+{
+    struct got lan, ptr4;
+    uint64_t   guard;
+    int        id;
+
+    id = ask("3.2.1.10.in-addr.arpa", DNS_T_PTR, &lan);
+    ask("1.0.0.127.in-addr.arpa", DNS_T_PTR, &ptr4);
+    guard = ev_timer_add(loop, FAST_MS, guard_cb, NULL);
+    t0 = ev_now_ms();
+    CHECK(ev_run(loop) == 0);
+    ev_timer_del(loop, guard);
+    CHECK(ptr4.calls == 1 && ptr4.status == DNS_OK);
+    CHECK_STR(ptr4.name, "localhost");
+    if (lan.calls != 0)
+        fprintf(stderr, "  10.1.2.3: status %d after %llu ms\n", (int)lan.status,
+                (unsigned long long)lan.ms);
+    CHECK(lan.calls == 0 && outstanding == 1);
+    dns_cancel(id);
+    outstanding = 0;
+}
+
 int
 main(void)
 {
@@ -159,7 +186,7 @@ main(void)
     char               err[256];
 
     loop = ev_new();
-    if (dns_init(loop, servers, 1, err, sizeof(err)) == -1) {
+    if (dns_init(loop, servers, 1, 0, err, sizeof(err)) == -1) {
         fprintf(stderr, "dns_init: %s\n", err);
         return 1;
     }
@@ -168,6 +195,12 @@ main(void)
     TEST_RUN(test_dns_cancel);
     dns_free();
     CHECK(dns_query("localhost", DNS_T_A, got_answer, NULL) == -1);
+    if (dns_init(loop, servers, 1, 1, err, sizeof(err)) == -1) {
+        fprintf(stderr, "dns_init with lan_zones: %s\n", err);
+        return 1;
+    }
+    TEST_RUN(test_dns_lan_zones);
+    dns_free();
     ev_free(&loop);
     TEST_END();
 }

@@ -546,6 +546,80 @@ test_resolve_no_maps(void)
     resolve_test_close(&r, &cfg, &l);
 }
 
+/* Table: a relay_domains entry (as resolve_open() leaves it), a domain, match or not. */
+static const struct {
+    const char *entry;
+    const char *domain;
+    int         match;
+} resolve_test_matches[] = {
+    { "example.com", "example.com", 1 },
+    { "example.com", "sub.example.com", 1 },
+    { "example.com", "a.b.example.com", 1 },
+    { "example.com", "badexample.com", 0 },        /* a label boundary, not a suffix */
+    { "example.com", "example.com.evil.test", 0 },
+    { "example.com", "com", 0 },
+    { "example.com", ".example.com", 1 },          /* never a normalised domain; harmless */
+    { ".example.com", "example.com", 0 },          /* Postfix's form: subdomains only */
+    { ".example.com", "sub.example.com", 1 },
+    { ".example.com", "a.b.example.com", 1 },
+    { ".example.com", "badexample.com", 0 },
+    { "", "example.com", 0 },                      /* "." or "" in the list: nothing */
+    { "", "", 0 },
+    { ".", "sub.example.com", 0 },
+    { "com", "example.com", 1 },
+};
+
+/* test_resolve_domain_match - each entry/domain pair of the table. */
+static void
+test_resolve_domain_match(void)
+{
+    for (size_t i = 0; i < sizeof(resolve_test_matches) / sizeof(resolve_test_matches[0]);
+         i++) {
+        int got = resolve_domain_match(resolve_test_matches[i].entry,
+                                       resolve_test_matches[i].domain);
+
+        if (got != resolve_test_matches[i].match)
+            fprintf(stderr, "  entry \"%s\" domain \"%s\": %d\n",
+                    resolve_test_matches[i].entry, resolve_test_matches[i].domain, got);
+        CHECK(got == resolve_test_matches[i].match);
+    }
+}
+
+/* test_resolve_relay_subdomains - relay_domains entries take their subdomains, a leading
+ * dot only the subdomains; local_domains stay exact and win over relay_domains. */
+static void
+test_resolve_relay_subdomains(void)
+{
+    struct config      *cfg;
+    struct resolve     *r;
+    struct resolve_list l;
+    struct resolve_err  err;
+
+    r = resolve_test_open("local_domains = a.test, mail.r.test\n"
+                          "relay_domains = R.Test., .sub.test, .\n", NULL, NULL, NULL, &cfg);
+    resolve_list_init(&l);
+    CHECK(r != NULL);
+    if (r != NULL) {
+        CHECK(resolve_domain_class(r, "r.test") == RESOLVE_RELAY_DOMAIN);
+        CHECK(resolve_domain_class(r, "x.r.test") == RESOLVE_RELAY_DOMAIN);
+        CHECK(resolve_domain_class(r, "Y.X.R.TEST.") == RESOLVE_RELAY_DOMAIN);
+        CHECK(resolve_domain_class(r, "bar.test") == RESOLVE_REMOTE);
+        CHECK(resolve_domain_class(r, "r.test.example") == RESOLVE_REMOTE);
+        CHECK(resolve_domain_class(r, "mail.r.test") == RESOLVE_LOCAL);
+        CHECK(resolve_domain_class(r, "x.mail.r.test") == RESOLVE_RELAY_DOMAIN);
+        CHECK(resolve_domain_class(r, "sub.test") == RESOLVE_REMOTE);
+        CHECK(resolve_domain_class(r, "x.sub.test") == RESOLVE_RELAY_DOMAIN);
+        CHECK(resolve_domain_class(r, "a.test") == RESOLVE_LOCAL);
+        CHECK(resolve_domain_class(r, "x.a.test") == RESOLVE_REMOTE);
+        CHECK(resolve_domain_class(r, "test") == RESOLVE_REMOTE);
+        CHECK(resolve_rcpt(r, "bob@Deep.R.Test", &l, &err) == 0);
+        CHECK(l.n == 1 && l.rcpt[0].cls == RESOLVE_RELAY_DOMAIN);
+        if (l.n == 1)
+            CHECK_STR(l.rcpt[0].address, "bob@deep.r.test");
+    }
+    resolve_test_close(&r, &cfg, &l);
+}
+
 /* test_resolve_open_missing_map - a configured map without its .db: NULL naming the key. */
 static void
 test_resolve_open_missing_map(void)
@@ -599,6 +673,8 @@ main(void)
     TEST_RUN(test_resolve_dedup_across_calls);
     TEST_RUN(test_resolve_value_too_long);
     TEST_RUN(test_resolve_no_maps);
+    TEST_RUN(test_resolve_domain_match);
+    TEST_RUN(test_resolve_relay_subdomains);
     TEST_RUN(test_resolve_open_missing_map);
     TEST_RUN(test_resolve_close_null);
     TEST_END();

@@ -6,8 +6,10 @@
  * private addresses are answered by libunbound's default zones, anything else runs into
  * smtpd_peername_timeout. Then, when dnsmasq is installed, with dnsmasq on a free loopback
  * port holding PTR and A records for 198.18.0.0/15 (not a default zone): confirmed names,
- * names that do not resolve back, invalid names, several names. Every loop run has a
- * guard timer; dnsmasq is stopped by its PID. */
+ * names that do not resolve back, invalid names, several names. dnsmasq also names hosts
+ * in 10/8, 172.16/12 and 192.168/16: unknown by default (libunbound answers those zones
+ * itself), named with dns_lan_zones = yes. Every loop run has a guard timer; dnsmasq is
+ * stopped by its PID. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -254,6 +256,31 @@ test_smtpd_dns_several(void)
     CHECK(ms < FAST_MS);
 }
 
+/* test_smtpd_dns_lan_default - dns_lan_zones = no: the server holds names for LAN
+ * addresses, but libunbound answers their reverse zones NXDOMAIN itself. */
+static void
+test_smtpd_dns_lan_default(void)
+{
+    expect_names("10.1.2.3", "unknown", "unknown", FAST_MS);
+    expect_names("192.168.1.1", "unknown", "unknown", FAST_MS);
+    expect_names("172.16.0.1", "unknown", "unknown", FAST_MS);
+}
+
+/* test_smtpd_dns_lan_zones - dns_lan_zones = yes: the RFC 1918 reverse zones are asked of
+ * the server and its names confirmed; the loopback is still answered locally, other
+ * names as before. */
+static void
+test_smtpd_dns_lan_zones(void)
+{
+    expect_names("10.1.2.3", "lan.test", "lan.test", FAST_MS);
+    expect_names("::ffff:10.1.2.3", "lan.test", "lan.test", FAST_MS);
+    expect_names("192.168.1.1", "lan2.test", "lan2.test", FAST_MS);
+    expect_names("172.16.0.1", "lan3.test", "lan3.test", FAST_MS);
+    expect_names("10.9.9.9", "unknown", "unknown", FAST_MS);     /* no record there */
+    expect_names("127.0.0.1", "localhost", "localhost", FAST_MS);
+    expect_names("198.18.0.1", "good.test", "good.test", FAST_MS);
+}
+
 /* free_port - a loopback port free for UDP and TCP right now. */
 static int
 free_port(void)
@@ -348,6 +375,9 @@ dnsmasq_start(void)
         "--host-record=second.test,198.18.0.3",
         "--ptr-record=4.0.18.198.in-addr.arpa,bad_name.test",
         "--host-record=bad_name.test,198.18.0.4",
+        "--host-record=lan.test,10.1.2.3",             /* A and PTR */
+        "--host-record=lan2.test,192.168.1.1",
+        "--host-record=lan3.test,172.16.0.1",
         NULL,
     };
 
@@ -413,9 +443,17 @@ main(void)
         if (setup(conf) == 0) {
             TEST_RUN(test_smtpd_dns_confirm);
             TEST_RUN(test_smtpd_dns_several);
+            TEST_RUN(test_smtpd_dns_lan_default);
         } else {
             test_failed++;
         }
+        smtpd_dns_free();
+        snprintf(conf, sizeof(conf), "dns_servers = 127.0.0.1@%d\n"
+                 "dns_lan_zones = yes\n", port);
+        if (setup(conf) == 0)
+            TEST_RUN(test_smtpd_dns_lan_zones);
+        else
+            test_failed++;
         smtpd_dns_free();
         dnsmasq_stop();
     }
