@@ -46,7 +46,7 @@ struct smtpd_pwcheck {
     struct smtpd_pwcheck_job *qhead, **qtail;
     struct smtpd_pwcheck_job *dhead, **dtail;
     size_t                    queued;   /* on the queue */
-    size_t                    waiting;  /* queued, running or done, not yet called back */
+    size_t                    waiting;  /* jobs whose callback is still to come */
     int                       stop;
     pthread_t                *threads;
     int                       nthreads;
@@ -132,10 +132,11 @@ smtpd_pwcheck_done(int fd, int events, void *arg)
     pthread_mutex_unlock(&p->lock);
     while ((j = list) != NULL) {
         list = j->next;
-        p->waiting--;
         /* a callback may cancel a job further down this list: only the flag changes */
-        if (!j->cancelled)
+        if (!j->cancelled) {
+            p->waiting--;
             j->cb(j->ok, j->arg);
+        }
         smtpd_pwcheck_job_free(j);
     }
 }
@@ -246,6 +247,7 @@ smtpd_pwcheck_cancel(struct smtpd_pwcheck *p, struct smtpd_pwcheck_job **jp)
     if (j == NULL)
         return;
     *jp = NULL;
+    p->waiting--;
     pthread_mutex_lock(&p->lock);
     if (j->state != SMTPD_PWCHECK_QUEUED) {
         j->cancelled = 1;             /* the worker finishes it, smtpd_pwcheck_done drops it */
@@ -261,7 +263,6 @@ smtpd_pwcheck_cancel(struct smtpd_pwcheck *p, struct smtpd_pwcheck_job **jp)
         p->queued--;
     }
     pthread_mutex_unlock(&p->lock);
-    p->waiting--;
     smtpd_pwcheck_job_free(j);
 }
 

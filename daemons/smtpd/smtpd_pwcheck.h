@@ -41,7 +41,8 @@ struct smtpd_pwcheck_job *smtpd_pwcheck_submit(struct smtpd_pwcheck *, const cha
  * *jp is a no-op. Loop thread only, and only before the callback ran. */
 void smtpd_pwcheck_cancel(struct smtpd_pwcheck *, struct smtpd_pwcheck_job **jp);
 
-/* smtpd_pwcheck_waiting - jobs queued or running (not yet called back). */
+/* smtpd_pwcheck_waiting - jobs queued or running whose callback is still to come (a
+ * cancelled job no longer counts, even while a worker finishes it). */
 size_t smtpd_pwcheck_waiting(struct smtpd_pwcheck *);
 
 #endif
