@@ -186,9 +186,10 @@ struct postern_reply {
     uint32_t    status;             /* CTL_DONE's */
     char        text[1024];
 };
-/* postern_call - connect to public/control, send one request, read the reply to its end.
- * 0: a CTL_DONE came (status and text in r); -1: no control socket answers (errno:
- * ENOENT or ECONNREFUSED, message not printed); -2: the conversation failed (printed). */
+/* postern_call - connect to public/control, send one request, read the reply to its end;
+ * while qmgr is starting or busy (EAGAIN, EBUSY) ask again for up to 15 s. 0: a CTL_DONE
+ * came (status and text in r); -1: no control socket answers (errno: ENOENT or
+ * ECONNREFUSED, message not printed); -2: the conversation failed (printed). */
 int         postern_call(const struct config *, uint32_t cmd, char *const *args, size_t nargs,
                          struct postern_reply *r);
 /* postern_offline_list - when no qmgr runs: read the queue database files directly

@@ -29,6 +29,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "ev.h"
 #include "ipc.h"
 #include "ipc_msg.h"
 #include "qid.h"
@@ -36,6 +37,10 @@
 #include "postern.h"
 
 #define POSTERN_CLIENT_TIMEOUT_S  60
+/* master answers EAGAIN while qmgr starts (recovery and the body check can take seconds
+ * on a big queue) and qmgr EBUSY when its control slots are full: wait this long. */
+#define POSTERN_QMGR_WAIT_MS      15000
+#define POSTERN_QMGR_RETRY_MS     100
 #define POSTERN_CONTROL_PATH      "public/control"
 #define POSTERN_QMGR_LOCK         "db/qmgr.lock"    /* QMGR_STORE_LOCK in daemons/qmgr */
 
@@ -154,9 +159,10 @@ postern_client_frame(const struct ipc_frame *f, struct postern_reply *r)
     return -1;
 }
 
-int
-postern_call(const struct config *cfg, uint32_t cmd, char *const *args, size_t nargs,
-             struct postern_reply *r)
+/* postern_call_once - one conversation, as postern_call(). */
+static int
+postern_call_once(const struct config *cfg, uint32_t cmd, char *const *args, size_t nargs,
+                  struct postern_reply *r)
 {
     struct ipc_ctl_request req;
     struct ipc_frame       f;
@@ -202,6 +208,21 @@ postern_call(const struct config *cfg, uint32_t cmd, char *const *args, size_t n
     }
     buf_release(&b);
     close(s);
+    return rc;
+}
+
+int
+postern_call(const struct config *cfg, uint32_t cmd, char *const *args, size_t nargs,
+             struct postern_reply *r)
+{
+    uint64_t deadline = ev_now_ms() + POSTERN_QMGR_WAIT_MS;
+    int      rc;
+
+    /* Both refusals come before any message of the reply, so asking again repeats
+     * nothing; a qmgr that stays away is the caller's to handle (offline listing). */
+    while ((rc = postern_call_once(cfg, cmd, args, nargs, r)) == 0
+           && (r->status == EAGAIN || r->status == EBUSY) && ev_now_ms() < deadline)
+        usleep(POSTERN_QMGR_RETRY_MS * 1000);
     return rc;
 }
 
