@@ -83,6 +83,7 @@ static const struct config_key config_keys[] = {
     K_LIST("dns_servers", ""),
     K_BOOL("dns_lan_zones", "no"),
     K_INT("smtp_processes", "1", 1, 64),
+    K_BOOL("smtp_chroot", "yes"),
     K_WORD("smtp_tls_security_level", "may", "none|may|encrypt|verify"),
     K_PATH("smtp_tls_policy_map", ""),
     K_PATH("smtp_tls_ca_file", ""),

@@ -2,7 +2,8 @@
  *
  * Started by master as `smtp -c DIR -i SLOT [-d]` with its master channel on fd 3 (see
  * doc/internals.md). It sets up the resolver (reading /etc/resolv.conf and /etc/hosts) and
- * the TLS client context (the CA store), then drops to mail_owner in the empty chroot, says
+ * the TLS client context (the CA store), then drops to mail_owner in the empty chroot
+ * (unless smtp_chroot = no: then an lmtp:unix:/path is reached where it is), says
  * HELLO and waits for master to hand it a socket to qmgr (again after each qmgr restart).
  * Each IPC_RELAY (one message, one next hop, n recipients, a read descriptor on the body)
  * becomes a job that runs on the event loop alongside many others (smtp_session.c), and is
@@ -382,10 +383,11 @@ main(int argc, char **argv)
     smtp.set.reuse_ms = config_time_ms(smtp.cfg, "smtp_connection_reuse_time");
     smtp.set.max_connections = (size_t)config_int(smtp.cfg, "smtp_max_connections");
     smtp_session_init(&smtp.set);
-    root = smtp_chroot_dir();
-    if (priv_is_root())
+    root = config_bool(smtp.cfg, "smtp_chroot") ? smtp_chroot_dir() : NULL;
+    if (priv_is_root()) {
         priv_drop(config_str(smtp.cfg, "mail_owner"), root);
-    else
+        smtp.set.chroot = root;
+    } else
         log_debug("not root: running as uid %d without chroot", (int)getuid());
 
     if (ev_signal(smtp.ev, SIGTERM, smtp_signal, NULL) == -1

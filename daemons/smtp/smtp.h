@@ -27,6 +27,7 @@ struct smtp_settings {
     uint64_t        reply_timeout_ms;
     uint64_t        reuse_ms;            /* 0: no connection reuse */
     size_t          max_connections;
+    const char     *chroot;              /* the directory we run in, NULL: no chroot */
 };
 
 /* One recipient's outcome (status is an enum ipc_deliv_status, or SMTP_OPEN). */

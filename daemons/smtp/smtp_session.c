@@ -386,7 +386,14 @@ smtp_sess_open(struct smtp_job *j, const struct smtp_addr *a)
     j->tls[0] = '\0';
     if (connect(fd, (const struct sockaddr *)&a->sa, a->salen) == -1
         && errno != EINPROGRESS) {
-        smtp_err(j, IPC_DELIV_TEMP, "4.4.1", "connect to %s: %s", s->relay, strerror(errno));
+        /* The commonest LMTP mistake: a socket path outside the chroot we run in. */
+        if (a->sa.ss_family == AF_UNIX && errno == ENOENT && S->chroot != NULL)
+            smtp_err(j, IPC_DELIV_TEMP, "4.4.1", "connect to %s: %s inside the chroot %s "
+                     "(put the socket there, or set smtp_chroot = no)", s->relay,
+                     strerror(errno), S->chroot);
+        else
+            smtp_err(j, IPC_DELIV_TEMP, "4.4.1", "connect to %s: %s", s->relay,
+                     strerror(errno));
         close(fd);
         free(s->key);
         free(s);

@@ -229,7 +229,7 @@ class StubServer:
     450, "perm" get 550, others 250. Records connections, commands and messages."""
 
     def __init__(self, ext=("PIPELINING", "8BITMIME", "DSN", "ENHANCEDSTATUSCODES"),
-                 tls_cert=None, lmtp=False, greeting="220 stub.test ESMTP"):
+                 tls_cert=None, lmtp=False, greeting="220 stub.test ESMTP", unix_path=None):
         self.ext = list(ext)
         self.lmtp = lmtp
         self.greeting = greeting
@@ -257,8 +257,16 @@ class StubServer:
             allow_reuse_address = True
             daemon_threads = True
 
-        self.srv = Server(("127.0.0.1", 0), Handler)
-        self.port = self.srv.server_address[1]
+        class UnixServer(socketserver.ThreadingUnixStreamServer):
+            daemon_threads = True
+
+        if unix_path:
+            self.srv = UnixServer(unix_path, Handler)
+            os.chmod(unix_path, 0o666)      # the agent connects as mail_owner
+            self.port = None
+        else:
+            self.srv = Server(("127.0.0.1", 0), Handler)
+            self.port = self.srv.server_address[1]
         self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
         self.thread.start()
 
@@ -547,6 +555,35 @@ def test_smtp_agent_lmtp_per_recipient():
             expect(any(c.startswith("LHLO") for c in srv.commands), "no LHLO")
     finally:
         srv.close()
+
+
+def test_smtp_agent_lmtp_unix_chroot():
+    """lmtp:unix:/path: chrooted (root, smtp_chroot = yes) the path is looked up inside the
+    chroot, and a miss says so; with smtp_chroot = no it is reached where it is."""
+    if not IS_ROOT:
+        raise Skip("the agent chroots only as root")
+    outside = tempfile.mkdtemp(prefix="postern-lmtpsock-")
+    os.chmod(outside, 0o755)
+    sock_out = os.path.join(outside, "lmtp.sock")
+    srv_out = StubServer(lmtp=True, unix_path=sock_out)
+    try:
+        with Agent() as a:
+            r = a.deliver("unix:" + sock_out, ["a@x"], message("lmtp-miss"), transport="lmtp")
+            expect(r["status"] == [TEMP] and "inside the chroot" in r["text"][0],
+                   "outside the chroot: %r" % r)
+            srv_in = StubServer(lmtp=True, unix_path=os.path.join(a.empty, "lmtp.sock"))
+            try:
+                r = a.deliver("unix:/lmtp.sock", ["b@x"], message("lmtp-in"), transport="lmtp")
+                expect(r["status"] == [OK], "inside the chroot: %r" % r)
+            finally:
+                srv_in.close()
+        with Agent({"smtp_chroot": "no"}) as a:
+            r = a.deliver("unix:" + sock_out, ["c@x"], message("lmtp-out"), transport="lmtp")
+            expect(r["status"] == [OK], "smtp_chroot = no: %r" % r)
+        expect(len(srv_out.messages) == 1, "messages %r" % srv_out.messages)
+    finally:
+        srv_out.close()
+        shutil.rmtree(outside, ignore_errors=True)
 
 
 def test_smtp_agent_connect_failure_and_greeting():
