@@ -27,6 +27,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "dnsbl.h"
 #include "log.h"
 #include "map.h"
 #include "policy.h"
@@ -40,7 +41,7 @@
 /* The settings that name a map. */
 static const char *const postern_map_keys[] = {
     "mailbox_map", "smtpd_auth_map", "transport_map", "virtual_alias_map", "alias_map",
-    "smtp_tls_policy_map",
+    "smtp_tls_policy_map", "smtpd_sender_login_map",
 };
 
 /* postern_check_stale - warn if the text of a hash map is newer than its .db. */
@@ -161,6 +162,25 @@ postern_check_content(const struct config *cfg)
         else if (r != NULL)
             rules_free(&r);
     }
+    return rc;
+}
+
+/* postern_check_dnsbl - every smtpd_dnsbl_sites entry parses (smtpd would not start). */
+static int
+postern_check_dnsbl(const struct config *cfg)
+{
+    struct dnsbl_site site;
+    char *const      *specs;
+    char              err[512];
+    size_t            n;
+    int               rc = 0;
+
+    specs = config_list(cfg, "smtpd_dnsbl_sites", &n);
+    for (size_t i = 0; i < n; i++)
+        if (dnsbl_site_parse(specs[i], &site, err, sizeof(err)) == -1) {
+            fprintf(stderr, "postern: smtpd_dnsbl_sites: %s\n", err);
+            rc = -1;
+        }
     return rc;
 }
 
@@ -459,6 +479,8 @@ postern_cmd_check(struct postern_ctx *ctx, int argc, char **argv)
     if (postern_check_access(cfg) == -1)
         rc = 1;
     if (postern_check_content(cfg) == -1)
+        rc = 1;
+    if (postern_check_dnsbl(cfg) == -1)
         rc = 1;
     if (verbose)
         config_dump(cfg, postern_check_emit, NULL);

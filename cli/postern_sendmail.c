@@ -37,6 +37,7 @@
 #include "buf.h"
 #include "config.h"
 #include "log.h"
+#include "mailhdr.h"
 #include "map.h"
 #include "postern.h"
 
@@ -517,7 +518,7 @@ sm_submit(struct sm_opts *o, const struct config *cfg)
     struct sm_line *lines = NULL;
     size_t          nlines = 0, hdr_end = 0, first = 0;
     int             have_date = 0, have_msgid = 0, have_from = 0, eightbit = 0, rc = EX_OK_;
-    char            host[256], login[64], sender[1024], date[64], *bad = NULL;
+    char            host[256], login[64], sender[1024], date[MAILHDR_DATE_MAX], *bad = NULL;
     struct passwd  *pw = getpwuid(getuid());
     const char     *v = config_str(cfg, "myhostname");
     time_t          now = time(NULL);
@@ -612,8 +613,7 @@ sm_submit(struct sm_opts *o, const struct config *cfg)
         return EX_USAGE_;
     }
     localtime_r(&now, &tm);
-    if (strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
-        date[0] = '\0';
+    (void)mailhdr_date(now, date, sizeof(date));
     if (!have_from) {
         const char *addr = *sender ? sender : "";
         char        me[512];

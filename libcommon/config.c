@@ -68,6 +68,8 @@ static const struct config_key config_keys[] = {
     K_PATH("smtpd_auth_map", ""),
     K_TIME("smtpd_auth_failure_delay", "1s"),
     K_INT("smtpd_auth_failure_limit", "3", 1, 1000),
+    K_PATH("smtpd_sender_login_map", ""),
+    K_BOOL("always_add_missing_headers", "no"),
     /* local delivery */
     K_LIST("local_domains", ""),
     K_PATH("mailbox_map", ""),
@@ -93,6 +95,7 @@ static const struct config_key config_keys[] = {
     K_INT("smtp_initial_destination_concurrency", "5", 1, 10000),
     K_INT("smtp_max_connections", "200", 1, 100000),
     K_TIME("smtp_connection_reuse_time", "30s"),
+    K_BOOL("lmtp_assume_final", "no"),
     K_TIME("queue_delay_warning", "0"),
     K_TIME("queue_destination_pause", "5m"),
     K_INT("smtpd_received_limit", "50", 1, 1000),
@@ -120,6 +123,12 @@ static const struct config_key config_keys[] = {
     K_INT("pcre_match_limit", "1000000", 1000, 100000000),
     K_BOOL("smtpd_peername_lookup", "yes"),
     K_TIME("smtpd_peername_timeout", "10s"),
+    /* DNS policy: blocklists at connect, the sender's domain at MAIL */
+    K_LIST("smtpd_dnsbl_sites", ""),
+    K_INT("smtpd_dnsbl_threshold", "1", 1, 1000000),
+    K_TIME("smtpd_dnsbl_timeout", "10s"),
+    K_BOOL("smtpd_reject_unknown_sender_domain", "no"),
+    K_INT("smtpd_unknown_address_reject_code", "450", 400, 599),
     /* client limits (anvil) and the connect phase */
     K_INT("smtpd_client_connection_count_limit", "50", 0, 1000000),
     K_INT("smtpd_client_connection_rate_limit", "0", 0, 100000000),
@@ -137,6 +146,8 @@ static const struct config_key config_keys[] = {
     K_TIME("queue_retry_min", "300s"),
     K_TIME("queue_retry_max", "4000s"),
     K_TIME("queue_lifetime", "5d"),
+    /* master: how often it looks for changed maps, rule files, certificates (0 = never) */
+    K_TIME("watch_interval", "5s"),
     /* logging */
     K_WORD("log_level", "info", "err|warn|info|debug"),
     K_WORD("syslog_facility", "mail",

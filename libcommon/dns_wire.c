@@ -122,18 +122,18 @@ dns_wire_ip_sockaddr(const struct dns_ip *ip, unsigned port, struct sockaddr_sto
 }
 
 int
-dns_wire_ptr_name(const struct dns_ip *ip, char *out, size_t outlen)
+dns_wire_reverse_name(const struct dns_ip *ip, const char *suffix, char *out, size_t outlen)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t            o = 0;
+    size_t            o = 0, slen = strlen(suffix);
     int               n;
 
     if (ip->family == AF_INET) {
-        n = snprintf(out, outlen, "%u.%u.%u.%u.in-addr.arpa", ip->octets[3], ip->octets[2],
-                     ip->octets[1], ip->octets[0]);
+        n = snprintf(out, outlen, "%u.%u.%u.%u.%s", ip->octets[3], ip->octets[2],
+                     ip->octets[1], ip->octets[0], suffix);
         return n < 0 || (size_t)n >= outlen ? -1 : 0;
     }
-    if (ip->family != AF_INET6 || outlen < 64 + sizeof("ip6.arpa"))
+    if (ip->family != AF_INET6 || outlen < 64 + slen + 1)
         return -1;
     /* Least significant nibble first (RFC 3596 2.5). */
     for (int i = 15; i >= 0; i--) {
@@ -142,7 +142,29 @@ dns_wire_ptr_name(const struct dns_ip *ip, char *out, size_t outlen)
         out[o++] = hex[ip->octets[i] >> 4];
         out[o++] = '.';
     }
-    memcpy(out + o, "ip6.arpa", sizeof("ip6.arpa"));
+    memcpy(out + o, suffix, slen + 1);
+    return 0;
+}
+
+int
+dns_wire_ptr_name(const struct dns_ip *ip, char *out, size_t outlen)
+{
+    return dns_wire_reverse_name(ip, ip->family == AF_INET ? "in-addr.arpa" : "ip6.arpa", out,
+                                 outlen);
+}
+
+int
+dns_wire_mx_parse(const unsigned char *rdata, size_t len, unsigned *pref, char *host,
+                  size_t hostlen)
+{
+    int used;
+
+    if (len < 3)
+        return -1;
+    *pref = (unsigned)rdata[0] << 8 | rdata[1];
+    used = dns_wire_name(rdata + 2, len - 2, host, hostlen);
+    if (used < 0 || (size_t)used + 2 != len)
+        return -1;
     return 0;
 }
 

@@ -64,6 +64,15 @@ socklen_t dns_wire_ip_sockaddr(const struct dns_ip *, unsigned port,
  * 32 nibbles and "ip6.arpa" for IPv6 (RFC 3596). -1 if out is too small
  * (DNS_PTR_NAME_MAX always suffices) or the family is unknown. */
 int  dns_wire_ptr_name(const struct dns_ip *, char *out, size_t outlen);
+/* dns_wire_reverse_name - the address's octets (IPv4) or nibbles (IPv6) in reverse order,
+ * then suffix: the PTR name above, or a DNSBL query ("2.0.0.127.bl.example"). -1 if out
+ * is too small or the family is unknown. */
+int  dns_wire_reverse_name(const struct dns_ip *, const char *suffix, char *out,
+                           size_t outlen);
+/* dns_wire_mx_parse - one MX rdata: its preference and exchange ("" for the "." of a null
+ * MX, RFC 7505). -1 if malformed. */
+int  dns_wire_mx_parse(const unsigned char *rdata, size_t len, unsigned *pref, char *host,
+                       size_t hostlen);
 
 /* dns_wire_hostname_ok - 1 if name is a plausible host name: dot-separated labels of
  * letters, digits and hyphens (1..63 each, no hyphen first or last), at most 253 in all,

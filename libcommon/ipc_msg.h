@@ -18,7 +18,7 @@
 #include "buf.h"
 #include "ipc.h"
 
-#define IPC_VERSION 5
+#define IPC_VERSION 6
 
 /* Peer kinds, named in IPC_MASTER_PEER and IPC_MASTER_HELLO. */
 enum ipc_peer_kind {
@@ -154,7 +154,12 @@ enum ipc_deliv_status {
     F(U32V, rcpt_index)                                                                   \
     F(U32V, status)         /* enum ipc_deliv_status per recipient */                     \
     F(STRV, dsn)            /* enhanced status code per recipient */                      \
-    F(STRV, text)           /* the remote reply or our own diagnostic, per recipient */
+    F(STRV, text)           /* the remote reply or our own diagnostic, per recipient */   \
+    F(U32V, flags)          /* IPC_RELAYED_* per recipient */
+
+/* Per-recipient result flags (relayed.flags). */
+#define IPC_RELAYED_DSN     0x1u   /* the next hop announced DSN, so NOTIFY/ORCPT went with
+                                    * the RCPT and it reports success itself (RFC 3461) */
 
 /* The control channel (public/control; doc/internals.md "Control channel"). The CLI
  * connects, sends one CTL_REQUEST and reads frames until CTL_DONE. master serves daemon

@@ -13,7 +13,8 @@
  * temporary-file-and-rename path; its values are normalised to "a, b, c".
  *
  * Keys and values are stored without a terminating NUL. A map handle sees the file it opened:
- * after a rebuild, a process reopens the map (local on SIGHUP or when SOURCE.db changes). */
+ * after a rebuild, a process reopens the map (local on SIGHUP or when SOURCE.db changes), or
+ * master replaces it (smtpd, qmgr: daemons/master/master_watch.c). */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>

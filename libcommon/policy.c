@@ -484,6 +484,22 @@ policy_table_close(struct policy_table *t)
     memset(t, 0, sizeof(*t));
 }
 
+/* policy_spec_file - see policy.h. */
+char *
+policy_spec_file(const char *spec, const char *confdir)
+{
+    struct policy_table t;
+    char                err[256];
+    char               *out;
+
+    memset(&t, 0, sizeof(t));
+    if (policy_spec_parse(&t, spec, confdir, err, sizeof(err)) == -1)
+        return NULL;
+    out = t.type == POLICY_HASH ? xasprintf("%s.db", t.path) : xstrdup(t.path);
+    policy_table_close(&t);
+    return out;
+}
+
 /* policy_tables_open - open every spec; see policy.h. */
 struct policy_tables *
 policy_tables_open(char *const *specs, size_t n, const char *confdir, uint32_t match_limit,

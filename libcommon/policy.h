@@ -109,6 +109,11 @@ size_t policy_tables_count(const struct policy_tables *);
  * (hash tables: "file: key KEY: message") in err. */
 int policy_tables_validate(struct policy_tables *, char *err, size_t errlen);
 
+/* policy_spec_file - the file a table spec reads (path.db for hash:, the path itself for
+ * cidr: and pcre:, made absolute with confdir), xmalloc'd; NULL if the spec does not parse.
+ * For master, which watches these files for changes. */
+char *policy_spec_file(const char *spec, const char *confdir);
+
 typedef void (*policy_warn_fn)(void *arg, const struct policy_action *);
 
 /* policy_access_check - the stage's lookups. For POLICY_CLIENT key is the client name

@@ -6,8 +6,9 @@
  * without -f becomes a daemon that logs to syslog; the process that started it exits 0 only
  * once the daemon has written its pid file, so `postern start` knows whether it worked. Then
  * it runs the event loop: SIGCHLD reaps and restarts daemons (master_spawn.c), a timer
- * rotates the session-ticket keys (master_tls.c), public/control serves `postern` commands
- * (master_control.c), SIGHUP reloads, SIGTERM/SIGINT stop
+ * rotates the session-ticket keys (master_tls.c), another replaces the daemons whose maps,
+ * rule files or certificates changed (master_watch.c), public/control serves `postern`
+ * commands (master_control.c), SIGHUP reloads, SIGTERM/SIGINT stop
  * everything within MASTER_STOP_WAIT_MS and remove the pid file. master never parses
  * network input and keeps its privileges. */
 #include <errno.h>
@@ -247,6 +248,7 @@ master_on_reload(int sig, void *arg)
         log_set_facility(facility);
     master_set_daemon_dir(m);
     master_tls_start(m);            /* same keys, maybe a new rotation period */
+    master_watch_start(m);          /* the files of the new config, as the new daemons see */
     master_spawn_retire(m);
     master_spawn_start(m);
     log_info("reload: done");
@@ -359,6 +361,7 @@ main(int argc, char **argv)
              m.confdir, m.daemon_dir, m.listeners.n);
     master_tls_start(&m);
     master_control_start(&m);
+    master_watch_start(&m);
     master_spawn_start(&m);
     if (ready >= 0) {
         if (write(ready, "K", 1) != 1)
@@ -369,6 +372,7 @@ main(int argc, char **argv)
         log_err("event loop failed: stopping");
 
     master_control_stop(&m);
+    master_watch_free(&m);
     master_spawn_free(&m);
     master_tls_free(&m);
     master_listen_unlink(&m.listeners);

@@ -6,8 +6,11 @@
  * fork+execs the daemons, brokers their peer sockets, reaps and restarts them; and
  * master_throttle.c computes the restart back-off; master_tls.c makes, rotates and hands out
  * the session-ticket keys every smtpd shares; master_control.c serves the control socket
- * public/control (daemon commands itself, queue commands handed to qmgr). master runs as
- * root when started by root, never parses network input and never drops its privileges. */
+ * public/control (daemon commands itself, queue commands handed to qmgr); master_watch.c
+ * stats the files the daemons loaded (maps, rule files, certificates, passwd) every
+ * watch_interval and replaces the daemons whose files changed, with master_watch_state.c
+ * deciding what counts as a settled change. master runs as root when started by root,
+ * never parses network input and never drops its privileges. */
 #ifndef POSTERN_MASTER_H
 #define POSTERN_MASTER_H
 
@@ -21,6 +24,7 @@ struct ev;
 struct master_spawn;
 struct master_tls;
 struct master_control;
+struct master_watch;
 struct ipc_conn;
 struct ipc_ctl_handoff;
 struct ipc_ctl_counters;
@@ -64,6 +68,7 @@ struct master {
     struct master_spawn    *spawn;
     struct master_tls      *tls;            /* session-ticket keys (master_tls.c) */
     struct master_control  *control;        /* public/control (master_control.c) */
+    struct master_watch    *watch;          /* changed files (master_watch.c) */
     uint64_t                started_ms;     /* ev_now_ms() at start, for postern status */
     int                     smtpd_paused;   /* postern pause smtpd: new smtpds are told too */
 };
@@ -142,6 +147,17 @@ void        master_spawn_start(struct master *);
  * smtpd_session_timeout + MASTER_STOP_WAIT_MS later), the others SIGTERM (SIGKILL after
  * MASTER_STOP_WAIT_MS). A retired daemon is not restarted. */
 void        master_spawn_retire(struct master *);
+/* MASTER_KIND_BIT - a daemon kind (enum ipc_peer_kind) in a set of kinds. */
+#define MASTER_KIND_BIT(kind)   (1u << (kind))
+/* master_spawn_name - "smtpd", "qmgr", ... for an enum ipc_peer_kind. */
+const char *master_spawn_name(unsigned kind);
+/* master_spawn_replace - replace the running daemons of the kinds in the set (files they
+ * loaded changed). smtpd, local and smtp get a successor in the same slot while the old
+ * process goes on serving; only when the successor says HELLO (it opened everything) is the
+ * old one retired as on reload; a successor that exits before HELLO is logged and the old
+ * process keeps serving. qmgr (one database owner) and anvil are retired and restarted. A
+ * slot with no process (throttled after quick deaths) is started now. */
+void        master_spawn_replace(struct master *, unsigned kinds);
 /* master_spawn_stop - stop: no more restarts, SIGTERM every daemon. */
 void        master_spawn_stop(struct master *);
 void        master_spawn_kill(struct master *);            /* SIGKILL every daemon left */
@@ -178,6 +194,50 @@ size_t      master_spawn_counters_req(struct master *, uint32_t reqid);
  * (restarts, reloads). */
 size_t      master_spawn_log_level(struct master *, uint32_t level, struct buf *without);
 size_t      master_spawn_pause_smtpd(struct master *, int paused, struct buf *without);
+
+/* master_watch.c */
+
+#define MASTER_WATCH_SETTLE_MS  2000    /* a changed file must look the same this long */
+
+/* master_watch_start - at start and after a reload, before the daemons are started: list
+ * the files the configuration makes the daemons load, note how they are now, and stat them
+ * every watch_interval (0: never; the list is dropped). */
+void        master_watch_start(struct master *);
+void        master_watch_free(struct master *);
+
+/* master_watch_state.c */
+
+/* What stat() says about a file; exists = 0 if stat() failed. */
+struct master_watch_stat {
+    int      exists;
+    uint64_t dev, ino;
+    int64_t  size, mtime_ns, ctime_ns;
+};
+
+/* One watched file: what the daemons loaded, and a different state being watched. */
+struct master_watch_state {
+    struct master_watch_stat loaded;
+    struct master_watch_stat seen;      /* pending: differs from loaded */
+    uint64_t                 seen_ms;   /* when seen was first observed */
+    int                      pending;
+    int                      reported;  /* seen (a missing file) was reported as GONE */
+};
+
+enum master_watch_change {
+    MASTER_WATCH_SAME,                  /* as loaded (or already reported) */
+    MASTER_WATCH_SETTLING,              /* changed less than settle_ms ago */
+    MASTER_WATCH_CHANGED,               /* changed and settled: until accepted */
+    MASTER_WATCH_GONE,                  /* missing and settled: said once */
+};
+
+void        master_watch_state_read(const char *path, struct master_watch_stat *);
+void        master_watch_state_init(struct master_watch_state *, const struct master_watch_stat *);
+/* master_watch_state_step - compare now (read at now_ms) with what was loaded. */
+enum master_watch_change master_watch_state_step(struct master_watch_state *,
+                                                 const struct master_watch_stat *now,
+                                                 uint64_t now_ms, uint64_t settle_ms);
+/* master_watch_state_accept - the daemons load the CHANGED state now: it becomes loaded. */
+void        master_watch_state_accept(struct master_watch_state *);
 
 /* master_control.c */
 

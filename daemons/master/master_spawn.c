@@ -17,7 +17,11 @@
  * finish the open sessions, which end by themselves within smtpd_session_timeout, then
  * exit) and is SIGKILLed only if it still runs smtpd_session_timeout + MASTER_STOP_WAIT_MS
  * later; the others get SIGTERM and MASTER_STOP_WAIT_MS. A new qmgr waits until the
- * retired one has exited, since only one process may hold the queue database. `postern
+ * retired one has exited, since only one process may hold the queue database. When files a
+ * daemon loaded change (master_watch.c), master_spawn_replace() starts a successor in the
+ * slot beside the running process and retires the old one only once the successor said
+ * HELLO, so a map or certificate that no longer loads leaves the old process serving; qmgr
+ * cannot overlap and is retired and restarted as on reload. `postern
  * pause smtpd` is remembered (m->smtpd_paused) and told to every smtpd that announces
  * IPC_CAP_PAUSE afterwards, so a restarted or reloaded smtpd stays paused. */
 #include <errno.h>
@@ -65,6 +69,7 @@ struct master_slot {
     enum ipc_peer_kind  kind;
     unsigned            index;
     struct master_proc *proc;           /* running process, or NULL */
+    struct master_proc *successor;      /* replaces proc once it says HELLO, or NULL */
     uint64_t            backoff_ms;     /* master_throttle_delay() state */
     uint64_t            restart_timer;
     int                 waiting;        /* qmgr: starts when the retired qmgr has gone */
@@ -80,12 +85,13 @@ struct master_spawn {
 };
 
 static void master_spawn_slot_start(struct master_slot *);
+static void master_spawn_promote(struct master_proc *);
 
 /* master_spawn_name - the program name of a daemon kind. */
-static const char *
-master_spawn_name(enum ipc_peer_kind kind)
+const char *
+master_spawn_name(unsigned kind)
 {
-    switch (kind) {
+    switch ((enum ipc_peer_kind)kind) {
     case IPC_PEER_QMGR:
         return "qmgr";
     case IPC_PEER_SMTPD:
@@ -171,13 +177,16 @@ master_spawn_broker(struct master_spawn *sp, struct master_proc *p)
 {
     for (size_t i = 0; i < sp->nslots; i++) {
         struct master_slot *s = &sp->slots[i];
+        struct master_proc *peers[2] = { s->proc, s->successor };
 
-        if (s->proc == NULL || s->proc == p)
-            continue;
-        if (master_spawn_serves(p->kind, s->kind))
-            master_spawn_pair(p, s->proc);
-        else if (master_spawn_serves(s->kind, p->kind))
-            master_spawn_pair(s->proc, p);
+        for (size_t j = 0; j < 2; j++) {
+            if (peers[j] == NULL || peers[j] == p)
+                continue;
+            if (master_spawn_serves(p->kind, s->kind))
+                master_spawn_pair(p, peers[j]);
+            else if (master_spawn_serves(s->kind, p->kind))
+                master_spawn_pair(peers[j], p);
+        }
     }
     if (p->kind == IPC_PEER_QMGR)
         master_spawn_pair_retired(sp, p);
@@ -259,6 +268,8 @@ master_spawn_frame(struct ipc_conn *c, const struct ipc_frame *f, void *arg)
     }
     log_info("daemon=%s slot=%u pid=%ld ready", name, p->index, (long)p->pid);
     p->ready = 1;
+    if (p->slot != NULL && p->slot->successor == p)
+        master_spawn_promote(p);
     if (p->kind == IPC_PEER_ANVIL && p->slot != NULL)
         master_spawn_pair_retired(p->m->spawn, p);
     if (p->kind == IPC_PEER_SMTPD && master_tls_send(p->m, p->chan) == -1)
@@ -381,9 +392,10 @@ master_spawn_retired_qmgr(const struct master_spawn *sp)
     return 0;
 }
 
-/* master_spawn_slot_start - fork+exec the slot's daemon and connect it to its peers. */
-static void
-master_spawn_slot_start(struct master_slot *s)
+/* master_spawn_fork - fork+exec a process for slot s and list it (not yet in the slot);
+ * NULL if that failed (logged). */
+static struct master_proc *
+master_spawn_fork(struct master_slot *s)
 {
     struct master       *m = s->m;
     struct master_spawn *sp = m->spawn;
@@ -393,18 +405,9 @@ master_spawn_slot_start(struct master_slot *s)
     int                  sv[2];
     pid_t                pid;
 
-    if (sp->stopped || s->proc != NULL)
-        return;
-    if (s->kind == IPC_PEER_QMGR && master_spawn_retired_qmgr(sp)) {
-        s->waiting = 1;
-        log_info("daemon=qmgr slot=%u waits for the old qmgr to exit", s->index);
-        return;
-    }
-    s->waiting = 0;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
         log_warn("daemon=%s slot=%u: socketpair", name, s->index);
-        master_spawn_schedule(s, master_throttle_delay(0, &s->backoff_ms));
-        return;
+        return NULL;
     }
     path = xasprintf("%s/%s", m->daemon_dir, name);
     if (s->kind == IPC_PEER_SMTPD)
@@ -415,8 +418,7 @@ master_spawn_slot_start(struct master_slot *s)
         close(sv[1]);
         free(path);
         free(services);
-        master_spawn_schedule(s, master_throttle_delay(0, &s->backoff_ms));
-        return;
+        return NULL;
     }
     if (pid == 0)
         master_spawn_exec(m, s, path, sv[1], services);
@@ -436,8 +438,32 @@ master_spawn_slot_start(struct master_slot *s)
     p->chan = ipc_conn_new(m->ev, sv[0], master_spawn_frame, p);
     p->next = sp->procs;
     sp->procs = p;
+    return p;
+}
+
+/* master_spawn_slot_start - fork+exec the slot's daemon and connect it to its peers. A slot
+ * with a successor on its way gets none: the successor takes the slot at its HELLO. */
+static void
+master_spawn_slot_start(struct master_slot *s)
+{
+    struct master_spawn *sp = s->m->spawn;
+    struct master_proc  *p;
+
+    if (sp->stopped || s->proc != NULL || s->successor != NULL)
+        return;
+    if (s->kind == IPC_PEER_QMGR && master_spawn_retired_qmgr(sp)) {
+        s->waiting = 1;
+        log_info("daemon=qmgr slot=%u waits for the old qmgr to exit", s->index);
+        return;
+    }
+    s->waiting = 0;
+    if ((p = master_spawn_fork(s)) == NULL) {
+        master_spawn_schedule(s, master_throttle_delay(0, &s->backoff_ms));
+        return;
+    }
     s->proc = p;
-    log_info("daemon=%s slot=%u pid=%ld started", name, s->index, (long)pid);
+    log_info("daemon=%s slot=%u pid=%ld started", master_spawn_name(s->kind), s->index,
+             (long)p->pid);
     master_spawn_broker(sp, p);
 }
 
@@ -520,43 +546,129 @@ master_spawn_kill_timer(void *arg)
     master_spawn_signal(p, SIGKILL);
 }
 
+/* master_spawn_smtpd_grace - how long a retired smtpd may finish its sessions. */
+static uint64_t
+master_spawn_smtpd_grace(const struct master *m)
+{
+    /* the running smtpd processes were started with the old config, but their sessions are
+     * bounded by the longer of the two session timeouts at worst; the new one is what we
+     * have, and the old one is gone: take the new one, at least the default hour */
+    uint64_t grace = config_time_ms(m->cfg, "smtpd_session_timeout");
+
+    return grace != 0 ? grace : 3600000;
+}
+
+/* master_spawn_retire_proc - take p out of its slot for good: an smtpd that serves (graceful)
+ * gets SIGUSR1 and finishes its sessions, anything else SIGTERM; SIGKILL if it outlives its
+ * grace period. */
+static void
+master_spawn_retire_proc(struct master *m, struct master_proc *p, int graceful)
+{
+    p->slot = NULL;
+    if (graceful && p->kind == IPC_PEER_SMTPD) {
+        /* graceful: established sessions (TLS ones too) run on to their natural end */
+        p->kill_after_ms = master_spawn_smtpd_grace(m) + MASTER_STOP_WAIT_MS;
+        master_spawn_signal(p, SIGUSR1);
+    } else {
+        p->kill_after_ms = MASTER_STOP_WAIT_MS;
+        master_spawn_signal(p, SIGTERM);
+    }
+    p->kill_timer = ev_timer_add(m->ev, p->kill_after_ms, master_spawn_kill_timer, p);
+}
+
 void
 master_spawn_retire(struct master *m)
 {
     struct master_spawn *sp = m->spawn;
-    uint64_t             smtpd_grace;
 
     if (sp == NULL)
         return;
-    /* the running smtpd processes were started with the old config, but their sessions are
-     * bounded by the longer of the two session timeouts at worst; the new one is what we
-     * have, and the old one is gone: take the new one, at least the default hour */
-    smtpd_grace = config_time_ms(m->cfg, "smtpd_session_timeout");
-    if (smtpd_grace == 0)
-        smtpd_grace = 3600000;
     for (size_t i = 0; i < sp->nslots; i++) {
         struct master_slot *s = &sp->slots[i];
 
         ev_timer_del(m->ev, s->restart_timer);
         s->restart_timer = 0;
-        if (s->proc == NULL)
-            continue;
-        s->proc->slot = NULL;
-        if (s->kind == IPC_PEER_SMTPD) {
-            /* graceful: established sessions (TLS ones too) run on to their natural end */
-            s->proc->kill_after_ms = smtpd_grace + MASTER_STOP_WAIT_MS;
-            master_spawn_signal(s->proc, SIGUSR1);
-        } else {
-            s->proc->kill_after_ms = MASTER_STOP_WAIT_MS;
-            master_spawn_signal(s->proc, SIGTERM);
-        }
-        s->proc->kill_timer = ev_timer_add(m->ev, s->proc->kill_after_ms,
-                                           master_spawn_kill_timer, s->proc);
+        if (s->successor != NULL)
+            master_spawn_retire_proc(m, s->successor, 0);    /* it serves nobody yet */
+        s->successor = NULL;
+        if (s->proc != NULL)
+            master_spawn_retire_proc(m, s->proc, 1);
         s->proc = NULL;
     }
     free(sp->slots);
     sp->slots = NULL;
     sp->nslots = 0;
+}
+
+/* master_spawn_promote - a successor said HELLO, so it loaded everything: it takes the slot
+ * and the process it replaces is retired as on reload. */
+static void
+master_spawn_promote(struct master_proc *p)
+{
+    struct master_slot *s = p->slot;
+    struct master_proc *old = s->proc;
+
+    s->successor = NULL;
+    ev_timer_del(p->m->ev, s->restart_timer);
+    s->restart_timer = 0;
+    s->proc = p;
+    if (old == NULL)
+        return;
+    log_info("daemon=%s slot=%u pid=%ld replaces pid=%ld", master_spawn_name(p->kind),
+             p->index, (long)p->pid, (long)old->pid);
+    master_spawn_retire_proc(p->m, old, 1);
+}
+
+/* master_spawn_succeed - start a successor beside the slot's running process (a previous
+ * successor still on its way is dropped: it may have loaded the files before the change). */
+static void
+master_spawn_succeed(struct master_slot *s)
+{
+    struct master_proc *p;
+
+    if (s->successor != NULL)
+        master_spawn_retire_proc(s->m, s->successor, 0);
+    s->successor = NULL;
+    if ((p = master_spawn_fork(s)) == NULL) {
+        log_warnx("daemon=%s slot=%u: no replacement started; pid=%ld keeps serving",
+                  master_spawn_name(s->kind), s->index, (long)s->proc->pid);
+        return;
+    }
+    s->successor = p;
+    log_info("daemon=%s slot=%u pid=%ld started to replace pid=%ld",
+             master_spawn_name(s->kind), s->index, (long)p->pid, (long)s->proc->pid);
+    /* its peers now, as for any start: its qmgr socket is waiting when it begins to serve */
+    master_spawn_broker(s->m->spawn, p);
+}
+
+void
+master_spawn_replace(struct master *m, unsigned kinds)
+{
+    struct master_spawn *sp = m->spawn;
+
+    if (sp == NULL || sp->stopped)
+        return;
+    for (size_t i = 0; i < sp->nslots; i++) {
+        struct master_slot *s = &sp->slots[i];
+
+        if (!(kinds & MASTER_KIND_BIT(s->kind)) || s->waiting)
+            continue;
+        if (s->proc == NULL && s->successor == NULL) {
+            /* throttled after quick deaths, perhaps because of the very file that changed */
+            ev_timer_del(m->ev, s->restart_timer);
+            s->restart_timer = 0;
+            s->backoff_ms = 0;
+            master_spawn_slot_start(s);
+        } else if (s->kind == IPC_PEER_QMGR || s->kind == IPC_PEER_ANVIL) {
+            /* one qmgr owns the queue database; anvil's counters are per process */
+            if (s->proc != NULL)
+                master_spawn_retire_proc(m, s->proc, 0);
+            s->proc = NULL;
+            master_spawn_slot_start(s);
+        } else if (s->proc != NULL) {
+            master_spawn_succeed(s);
+        }
+    }
 }
 
 void
@@ -600,6 +712,29 @@ master_spawn_status(int status, char *out, size_t outlen)
         snprintf(out, outlen, "unknown:%d", status);
 }
 
+/* master_spawn_lost_successor - a successor exited before its HELLO: whatever it failed
+ * to load, the running process keeps serving with what it loaded before. */
+static void
+master_spawn_lost_successor(struct master *m, struct master_proc *p, const char *st,
+                            uint64_t ran)
+{
+    struct master_slot *s = p->slot;
+    const char         *name = master_spawn_name(p->kind);
+
+    s->successor = NULL;
+    if (s->proc != NULL) {
+        log_warnx("daemon=%s slot=%u pid=%ld exited status=%s before it was ready: not "
+                  "replacing pid=%ld, which keeps serving with the files it loaded before "
+                  "(the reason is logged above)", name, p->index, (long)p->pid, st,
+                  (long)s->proc->pid);
+        return;
+    }
+    log_warnx("daemon=%s slot=%u pid=%ld exited status=%s before it was ready", name,
+              p->index, (long)p->pid, st);
+    if (s->restart_timer == 0 && !m->spawn->stopped)
+        master_spawn_schedule(s, master_throttle_delay(ran, &s->backoff_ms));
+}
+
 /* master_spawn_exited - one reaped daemon: log it, restart its slot or let it go. */
 static void
 master_spawn_exited(struct master *m, struct master_proc *p, int status)
@@ -613,6 +748,10 @@ master_spawn_exited(struct master *m, struct master_proc *p, int status)
     master_spawn_status(status, st, sizeof(st));
     ev_timer_del(m->ev, p->kill_timer);
     ipc_conn_free(&p->chan);
+    if (s != NULL && s->successor == p) {
+        master_spawn_lost_successor(m, p, st, ran);
+        return;
+    }
     if (s != NULL && !sp->stopped) {
         uint64_t delay = master_throttle_delay(ran, &s->backoff_ms);
 

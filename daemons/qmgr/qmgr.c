@@ -288,6 +288,7 @@ qmgr_read_params(const struct config *cfg)
     qmgr_params.agent_max = (uint32_t)config_int(cfg, "smtp_max_connections");
     qmgr_params.dest_pause = config_time_ms(cfg, "queue_destination_pause") / 1000;
     qmgr_params.delay_warning = config_time_ms(cfg, "queue_delay_warning") / 1000;
+    qmgr_params.lmtp_assume_final = config_bool(cfg, "lmtp_assume_final");
     snprintf(qmgr_params.myhostname, sizeof(qmgr_params.myhostname), "%s",
              daemon_hostname(cfg));
     qmgr_params.rcpt_limit = rcpts > 0 ? (uint32_t)rcpts : 1;

@@ -26,6 +26,7 @@ struct qmgr_params {
     uint32_t agent_max;             /* smtp_max_connections: relays in flight per smtp agent */
     uint64_t dest_pause;            /* seconds: queue_destination_pause */
     uint64_t delay_warning;         /* seconds: queue_delay_warning, 0 = never */
+    int      lmtp_assume_final;     /* an LMTP server without DSN delivers finally */
     char     myhostname[256];       /* Reporting-MTA of the DSNs qmgr makes */
 };
 

@@ -1,17 +1,17 @@
 /* qmgr_bounce - the DSN messages qmgr makes from one turn's delivery results.
  *
  * qmgr_sched collects, while it records a turn's results, the recipients that need a
- * notification (failed, delayed past queue_delay_warning, delivered with NOTIFY=SUCCESS)
- * with qmgr_bounce_add(). qmgr_bounce_prepare() then makes one report per original message
- * (recipients aggregated): it reads the original envelope and spool file, composes the
- * report (qmgr_dsn), writes it as a new spool file body/XX/<new qid> (fdatasync'd, its
- * directory fsync'd) and adds the new message from <> to the original sender to the
- * results transaction (qmgr_store_apply_batch), so a failure is recorded together with its
- * DSN or not at all. qmgr_bounce_finish() then schedules the new messages (committed) or
- * unlinks their files (not committed). Never a report for a message from <>; a delay
- * warning at most once per message (QREC_F_WARNED, set in the same transaction). RET=FULL
- * includes the whole original as message/rfc822; RET=HDRS or no RET its header section as
- * text/rfc822-headers. */
+ * notification (failed, delayed past queue_delay_warning, delivered or relayed to a next
+ * hop without DSN with NOTIFY=SUCCESS) with qmgr_bounce_add(). qmgr_bounce_prepare() then
+ * makes one report per original message (recipients aggregated): it reads the original
+ * envelope and spool file, composes the report (qmgr_dsn), writes it as a new spool file
+ * body/XX/<new qid> (fdatasync'd, its directory fsync'd) and adds the new message from <>
+ * to the original sender to the results transaction (qmgr_store_apply_batch), so a failure
+ * is recorded together with its DSN or not at all. qmgr_bounce_finish() then schedules the
+ * new messages (committed) or unlinks their files (not committed). Never a report for a
+ * message from <>; a delay warning at most once per message (QREC_F_WARNED, set in the same
+ * transaction). RET=FULL includes the whole original as message/rfc822; RET=HDRS or no RET
+ * its header section as text/rfc822-headers. */
 #ifndef POSTERN_QMGR_BOUNCE_H
 #define POSTERN_QMGR_BOUNCE_H
 

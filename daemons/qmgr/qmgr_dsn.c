@@ -168,20 +168,44 @@ qmgr_dsn_mta_host(const char *relay, char *out, size_t outlen)
     snprintf(out, outlen, "%.*s", (int)n, relay);
 }
 
-/* qmgr_dsn_summary - what the report is about, from the recipients' actions. */
+/* qmgr_dsn_kind - what the report is about, from the recipients' actions: "failed",
+ * "delayed", or a success report: "relayed" when it names a recipient whose delivery
+ * nobody will confirm (the next hop lacks DSN), else "delivered". */
 static const char *
 qmgr_dsn_kind(const struct qmgr_dsn *d)
 {
     size_t i;
-    int    delayed = 0;
+    int    delayed = 0, relayed = 0;
 
     for (i = 0; i < d->nrcpt; i++) {
         if (strcmp(d->rcpts[i].action, "failed") == 0)
             return "failed";
         if (strcmp(d->rcpts[i].action, "delayed") == 0)
             delayed = 1;
+        if (strcmp(d->rcpts[i].action, "relayed") == 0)
+            relayed = 1;
     }
-    return delayed ? "delayed" : "delivered";
+    return delayed ? "delayed" : relayed ? "relayed" : "delivered";
+}
+
+/* qmgr_dsn_is_success - a report of delivery (or relay), not of a problem. */
+static int
+qmgr_dsn_is_success(const char *kind)
+{
+    return strcmp(kind, "delivered") == 0 || strcmp(kind, "relayed") == 0;
+}
+
+/* qmgr_dsn_action_text - how the human-readable part words a recipient's action. */
+static const char *
+qmgr_dsn_action_text(const char *action)
+{
+    if (strcmp(action, "failed") == 0)
+        return "delivery failed";
+    if (strcmp(action, "delayed") == 0)
+        return "delivery delayed";
+    if (strcmp(action, "relayed") == 0)
+        return "relayed to non-DSN-aware mail system";
+    return "delivered";
 }
 
 /* qmgr_dsn_human - the text/plain part. */
@@ -211,6 +235,13 @@ qmgr_dsn_human(struct buf *out, const struct qmgr_dsn *d, const char *kind)
                       "Your message could not be delivered yet to one or more recipients.\r\n");
         buf_printf(out, "The mail system will keep trying until %s.\r\n\r\n"
                         "The mail system\r\n\r\n", date);
+    } else if (strcmp(kind, "relayed") == 0) {
+        /* RFC 3461 5.2.2: the sender must learn that no further notice will come. */
+        buf_puts(out, "Your message was successfully delivered to the destination(s)\r\n"
+                      "listed below. Where it was relayed to a mail system that does not\r\n"
+                      "support delivery notifications, this is the last notice of success\r\n"
+                      "you will get; other systems may still report delivery errors.\r\n\r\n"
+                      "The mail system\r\n\r\n");
     } else {
         buf_puts(out, "Your message was successfully delivered to the destination(s)\r\n"
                       "listed below.\r\n\r\n"
@@ -221,9 +252,7 @@ qmgr_dsn_human(struct buf *out, const struct qmgr_dsn *d, const char *kind)
 
         qmgr_dsn_clean(r->addr, 0, addr, sizeof(addr));
         qmgr_dsn_clean(r->diag, 0, diag, sizeof(diag));
-        buf_printf(out, "<%s>: %s%s%s\r\n", addr,
-                   strcmp(r->action, "failed") == 0 ? "delivery failed"
-                   : strcmp(r->action, "delayed") == 0 ? "delivery delayed" : "delivered",
+        buf_printf(out, "<%s>: %s%s%s\r\n", addr, qmgr_dsn_action_text(r->action),
                    diag[0] ? ": " : "", diag);
     }
 }
@@ -303,9 +332,9 @@ qmgr_dsn_compose(struct buf *out, const struct qmgr_dsn *d, const char *orig, si
     buf_printf(out, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", host);
     buf_printf(out, "To: <%s>\r\n", to);
     buf_printf(out, "Subject: %s\r\n",
-               strcmp(kind, "failed") == 0 ? "Undelivered Mail Returned to Sender"
+               qmgr_dsn_is_success(kind) ? "Successful Mail Delivery Report"
                : strcmp(kind, "delayed") == 0 ? "Delayed Mail (still being retried)"
-                                              : "Successful Mail Delivery Report");
+                                              : "Undelivered Mail Returned to Sender");
     buf_printf(out, "Message-ID: %s\r\n", d->message_id);
     buf_puts(out, "Auto-Submitted: auto-replied\r\n");
     buf_puts(out, "MIME-Version: 1.0\r\n");
@@ -332,11 +361,11 @@ qmgr_dsn_compose(struct buf *out, const struct qmgr_dsn *d, const char *orig, si
         if (d->full)
             buf_printf(out, "Content-Description: %s Message\r\n"
                             "Content-Type: message/rfc822\r\n",
-                       strcmp(kind, "delivered") == 0 ? "Delivered" : "Undelivered");
+                       qmgr_dsn_is_success(kind) ? "Delivered" : "Undelivered");
         else
             buf_printf(out, "Content-Description: %s Message Headers\r\n"
                             "Content-Type: text/rfc822-headers\r\n",
-                       strcmp(kind, "delivered") == 0 ? "Delivered" : "Undelivered");
+                       qmgr_dsn_is_success(kind) ? "Delivered" : "Undelivered");
         if (d->eightbit)
             buf_puts(out, "Content-Transfer-Encoding: 8bit\r\n");
         buf_puts(out, "\r\n");

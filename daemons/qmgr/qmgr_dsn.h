@@ -23,7 +23,7 @@
 struct qmgr_dsn_rcpt {
     const char *addr;               /* the recipient (Final-Recipient) */
     const char *orcpt;              /* DSN ORCPT ("rfc822;addr") or "" */
-    const char *action;             /* "failed", "delayed" or "delivered" */
+    const char *action;             /* "failed", "delayed", "delivered" or "relayed" */
     const char *status;             /* enhanced status code, e.g. "5.1.1" */
     const char *diag;               /* remote reply or our own diagnostic, or "" */
     const char *remote_mta;         /* "mx.b.example[192.0.2.1]:25" or "" */

@@ -83,6 +83,8 @@ struct qmgr_job {
     char                  *last_relay;
     uint32_t               reqid;          /* local, while in flight */
     int                    deleted;        /* postern queue delete: no DSN for it */
+    const char            *sent_action;    /* once sent: the NOTIFY=SUCCESS DSN's action
+                                            * ("delivered", "relayed") or NULL for none */
     struct qmgr_transport *tr;
     struct qmgr_destq     *dq;             /* relay jobs: the destination */
     struct qmgr_agent     *agent;          /* local, while in flight */
@@ -416,10 +418,9 @@ qmgr_sched_dsn_check(struct qmgr_bounce_set *set, const struct qmgr_sched_pendin
         d.action = "failed";
         break;
     case QREC_SENT:
-        /* Final delivery here; a relay passes NOTIFY on to the next hop instead. */
-        if (!(nt & IPC_NOTIFY_SUCCESS) || j->tr != &qmgr_sched_local || j->sender[0] == '\0')
+        if (!(nt & IPC_NOTIFY_SUCCESS) || j->sent_action == NULL || j->sender[0] == '\0')
             return;
-        d.action = "delivered";
+        d.action = j->sent_action;
         break;
     case QREC_DEFERRED:
         if (qmgr_params.delay_warning == 0 || j->sender[0] == '\0'
@@ -1184,6 +1185,7 @@ qmgr_sched_delivered(struct qmgr_agent *a, const struct ipc_frame *f)
     switch (d.status) {
     case IPC_DELIV_OK:
         state = QREC_SENT;
+        j->sent_action = "delivered";       /* final delivery here (RFC 3461 5.2.3) */
         break;
     case IPC_DELIV_PERM:
         state = QREC_FAILED;
@@ -1202,6 +1204,22 @@ qmgr_sched_delivered(struct qmgr_agent *a, const struct ipc_frame *f)
                       1, 0);
     ipc_delivered_clear(&d);
     qmgr_sched_kick();
+}
+
+/* qmgr_sched_relay_action - the NOTIFY=SUCCESS action for a recipient an smtp agent
+ * handed over (flags: IPC_RELAYED_*), as Postfix's smtp client decides. The next hop
+ * announced DSN: none, NOTIFY went on with the RCPT and the next hop reports (RFC 3461
+ * 5.2.1). It did not: the request stops here, so we say "relayed" (5.2.2); an LMTP server
+ * is taken to deliver finally ("delivered") only when lmtp_assume_final says so, as some
+ * LMTP servers are content filters that pass the mail on. */
+static const char *
+qmgr_sched_relay_action(const char *transport, uint32_t flags)
+{
+    if (flags & IPC_RELAYED_DSN)
+        return NULL;
+    if (strcmp(transport, "lmtp") == 0 && qmgr_params.lmtp_assume_final)
+        return "delivered";
+    return "relayed";
 }
 
 /* qmgr_sched_relayed - the results of one batch from an smtp agent. */
@@ -1230,7 +1248,7 @@ qmgr_sched_relayed(struct qmgr_agent *a, const struct ipc_frame *f)
         return;
     }
     if (d.status_n != d.rcpt_index_n || d.dsn_n != d.rcpt_index_n
-        || d.text_n != d.rcpt_index_n) {
+        || d.text_n != d.rcpt_index_n || d.flags_n != d.rcpt_index_n) {
         log_warnx("smtp agent %u: relayed with mismatched arrays, dropping the agent", a->id);
         ipc_relayed_clear(&d);
         qmgr_sched_agent_drop(a, "sent a malformed frame");
@@ -1257,6 +1275,7 @@ qmgr_sched_relayed(struct qmgr_agent *a, const struct ipc_frame *f)
         }
         state = d.status[k] == IPC_DELIV_OK ? QREC_SENT
                 : d.status[k] == IPC_DELIV_PERM ? QREC_FAILED : QREC_DEFERRED;
+        j->sent_action = qmgr_sched_relay_action(dq->transport, d.flags[k]);
         qmgr_sched_result(j, state, d.dsn[k][0] ? d.dsn[k] : state == QREC_SENT ? "2.0.0"
                           : state == QREC_FAILED ? "5.0.0" : "4.0.0", d.text[k], relay,
                           d.relay, 1, 0);

@@ -91,6 +91,7 @@ smtp_job_done(struct smtp_job *j)
 {
     struct ipc_relayed r;
     uint32_t          *status = xcalloc(j->n ? j->n : 1, sizeof(*status));
+    uint32_t          *flags = xcalloc(j->n ? j->n : 1, sizeof(*flags));
     const char       **dsn = xcalloc(j->n ? j->n : 1, sizeof(*dsn));
     const char       **text = xcalloc(j->n ? j->n : 1, sizeof(*text));
     double             delay = (double)(ev_now_ms() - j->start_ms) / 1000.0;
@@ -105,6 +106,7 @@ smtp_job_done(struct smtp_job *j)
             res->text = xstrdup("delivery ended without a result");
         }
         status[i] = res->status;
+        flags[i] = res->flags;
         dsn[i] = res->dsn;
         text[i] = res->text ? res->text : "";
         log_info("%s: to=<%s>, relay=%s, delay=%.2f, tls=%s, dsn=%s, status=%s (%s)",
@@ -124,11 +126,14 @@ smtp_job_done(struct smtp_job *j)
     r.dsn_n = (uint32_t)j->n;
     r.text = text;
     r.text_n = (uint32_t)j->n;
+    r.flags = flags;
+    r.flags_n = (uint32_t)j->n;
     if (smtp.qmgr == NULL || j->qmgr_gen != smtp.qmgr_gen)
         log_warnx("%s: qmgr connection gone; result not reported (qmgr retries)", j->qid);
     else if (ipc_relayed_send(smtp.qmgr, j->reqid, &r, -1) == -1)
         log_warnx("%s: cannot answer qmgr (it will retry)", j->qid);
     free(status);
+    free(flags);
     free(dsn);
     free(text);
     smtp_job_free(j);

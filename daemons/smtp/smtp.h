@@ -34,6 +34,7 @@ struct smtp_settings {
 #define SMTP_OPEN UINT32_MAX
 struct smtp_result {
     uint32_t status;
+    uint32_t flags;                      /* IPC_RELAYED_* */
     char     dsn[16];
     char    *text;
 };

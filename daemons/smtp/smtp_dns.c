@@ -82,15 +82,7 @@ smtp_dns_nexthop_parse(const char *s, int lmtp, struct smtp_nexthop *nh)
 int
 smtp_dns_mx_parse(const unsigned char *rdata, size_t len, struct smtp_mx *mx)
 {
-    int used;
-
-    if (len < 3)
-        return -1;
-    mx->pref = (unsigned)rdata[0] << 8 | rdata[1];
-    used = dns_wire_name(rdata + 2, len - 2, mx->host, sizeof(mx->host));
-    if (used < 0 || (size_t)used + 2 != len)
-        return -1;
-    return 0;
+    return dns_wire_mx_parse(rdata, len, &mx->pref, mx->host, sizeof(mx->host));
 }
 
 /* smtp_dns_mx_cmp - by preference only (qsort is not stable: shuffling follows). */

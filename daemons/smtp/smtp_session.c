@@ -536,19 +536,34 @@ smtp_sess_idle(struct smtp_session *s)
     smtp_sess_watch(s);
 }
 
+/* smtp_sess_rcpt_results - each open recipient's result from the server's replies. A
+ * recipient the server took while it announced DSN is marked so: our NOTIFY and ORCPT went
+ * with its RCPT, and qmgr leaves the success notice to the next hop (RFC 3461 5.2.1). */
+static void
+smtp_sess_rcpt_results(struct smtp_session *s, struct smtp_job *j)
+{
+    int  dsn = (smtp_client_ext(s->client) & SMTP_EXT_DSN) != 0;
+    char text[1200];
+
+    for (size_t i = 0; i < j->n; i++) {
+        const struct smtp_client_reply *r = smtp_client_rcpt_result(s->client, i);
+
+        if (j->res[i].status != SMTP_OPEN)
+            continue;
+        smtp_reply_text(s, r, text, sizeof(text));
+        smtp_result_set(j, i, smtp_reply_status(r), r->dsn, text);
+        if (dsn && j->res[i].status == IPC_DELIV_OK)
+            j->res[i].flags |= IPC_RELAYED_DSN;
+    }
+}
+
 /* smtp_sess_done - EV_DONE: recipients' results from the replies. */
 static void
 smtp_sess_done(struct smtp_session *s)
 {
     struct smtp_job *j = s->job;
-    char             text[1200];
 
-    for (size_t i = 0; i < j->n; i++) {
-        const struct smtp_client_reply *r = smtp_client_rcpt_result(s->client, i);
-
-        smtp_reply_text(s, r, text, sizeof(text));
-        smtp_result_set(j, i, smtp_reply_status(r), r->dsn, text);
-    }
+    smtp_sess_rcpt_results(s, j);
     smtp_finish(j);
 }
 
@@ -579,12 +594,7 @@ smtp_sess_error(struct smtp_session *s)
         smtp_try_next(j);
         return;
     }
-    for (size_t i = 0; i < j->n; i++) {
-        const struct smtp_client_reply *r = smtp_client_rcpt_result(s->client, i);
-
-        smtp_reply_text(s, r, text, sizeof(text));
-        smtp_result_set(j, i, smtp_reply_status(r), r->dsn, text);
-    }
+    smtp_sess_rcpt_results(s, j);
     smtp_sess_quit(s);
     smtp_finish(j);
 }

@@ -6,22 +6,23 @@
  * are read before the chroot, smtpd_submit.c). We read the config, open the recipient maps
  * (libcommon/resolve: virtual_alias_map, alias_map, mailbox_map) and the auth map, load the TLS
  * certificates and keys (a map that cannot be opened or a bad key is fatal: master logs it and
- * throttles the restarts), drop privileges (mail_owner, chrooted to smtpd_chroot or
- * <queue_directory>/empty) when root, start the password-check threads (after the drop and with
- * signals blocked), say HELLO to master and serve sessions until SIGTERM (graceful: idle
- * sessions get 421, transactions get SMTPD_STOP_GRACE_MS; this is also how a reload replaces
- * us, so established TLS sessions finish on the context they started with) or until master goes
- * away. Session-ticket keys arrive in IPC_MASTER_TLS_KEYS, again at every rotation. SIGUSR1
- * (master's reload) retires us gracefully: the listeners are closed, open sessions (TLS ones on
- * the context they started with) go on until they end or time out (smtpd_timeout,
- * smtpd_session_timeout), then we exit; SIGTERM during that still stops us as above. After
- * HELLO we send IPC_MASTER_CAPS (counters, log level, pause) and answer IPC_CTL_COUNTERS_REQ,
- * apply IPC_CTL_LOG_LEVEL, and on IPC_CTL_PAUSE stop (or resume) watching the network
- * listeners; public/submit stays served while paused, so local mail (cron, sendmail) still
- * queues. The qmgr socket arrives in IPC_MASTER_PEER, again after a qmgr restart (or a reload);
- * when one goes away, sessions hold MAIL and DATA for up to SMTPD_QMGR_WAIT_MS for the next
- * one, then answer 451. A malformed frame from qmgr or master is a bug in a trusted process:
- * fatalx() and master restarts us. */
+ * throttles the restarts; when master started us because such a file changed, the smtpd we were
+ * to replace keeps serving: master_watch.c), drop privileges (mail_owner, chrooted to
+ * smtpd_chroot or <queue_directory>/empty) when root, start the password-check threads (after
+ * the drop and with signals blocked), say HELLO to master and serve sessions until SIGTERM
+ * (graceful: idle sessions get 421, transactions get SMTPD_STOP_GRACE_MS; this is also how a
+ * reload replaces us, so established TLS sessions finish on the context they started with) or
+ * until master goes away. Session-ticket keys arrive in IPC_MASTER_TLS_KEYS, again at every
+ * rotation. SIGUSR1 (master's reload) retires us gracefully: the listeners are closed, open
+ * sessions (TLS ones on the context they started with) go on until they end or time out
+ * (smtpd_timeout, smtpd_session_timeout), then we exit; SIGTERM during that still stops us as
+ * above. After HELLO we send IPC_MASTER_CAPS (counters, log level, pause) and answer
+ * IPC_CTL_COUNTERS_REQ, apply IPC_CTL_LOG_LEVEL, and on IPC_CTL_PAUSE stop (or resume) watching
+ * the network listeners; public/submit stays served while paused, so local mail (cron,
+ * sendmail) still queues. The qmgr socket arrives in IPC_MASTER_PEER, again after a qmgr
+ * restart (or a reload); when one goes away, sessions hold MAIL and DATA for up to
+ * SMTPD_QMGR_WAIT_MS for the next one, then answer 451. A malformed frame from qmgr or master
+ * is a bug in a trusted process: fatalx() and master restarts us. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +42,9 @@
 #include "priv.h"
 #include "smtpd.h"
 #include "smtpd_dns.h"
+#include "smtpd_dnsbl.h"
+#include "smtpd_domain.h"
+#include "smtpd_login.h"
 #include "smtpd_anvil.h"
 #include "smtpd_policy.h"
 
@@ -683,6 +687,8 @@ main(int argc, char **argv)
 
         if (smtpd_policy_init(perr, sizeof(perr)) == -1)   /* access tables, content rules */
             fatalx("policy: %s", perr);
+        if (smtpd_login_init(perr, sizeof(perr)) == -1)    /* smtpd_sender_login_map */
+            fatalx("%s", perr);
     }
     if (*config_path(smtpd.cfg, "smtpd_auth_map") != '\0') {
         smtpd.auth_map = map_open(config_path(smtpd.cfg, "smtpd_auth_map"), err, sizeof(err));
@@ -707,6 +713,8 @@ main(int argc, char **argv)
         (void)localtime_r(&now, &tm);
     }
     smtpd.ev = ev_new();
+    if (smtpd_dnsbl_init(err, sizeof(err)) == -1 || smtpd_domain_init(err, sizeof(err)) == -1)
+        fatalx("%s", err);
     if (smtpd_dns_init(err, sizeof(err)) == -1)   /* reads resolv.conf and hosts */
         fatalx("resolver: %s", err);
     if (priv_is_root()) {
@@ -754,8 +762,10 @@ main(int argc, char **argv)
     resolve_close(&smtpd.resolve);
     smtpd_policy_free();
     smtpd_dns_free();
+    smtpd_dnsbl_free();
     smtpd_submit_free();
     map_close(&smtpd.auth_map);
+    smtpd_login_free();
     tls_ctx_free(&smtpd.tls);
     log_info("stopped");
     return 0;

@@ -6,10 +6,12 @@
  * (recipients through libcommon/resolve, STARTTLS, AUTH, relay permission), smtpd_data.c
  * the DATA phase and the talk with qmgr about one message, smtpd_pwcheck.c the worker
  * threads that check AUTH passwords, smtpd_stats.c the counters, smtpd_submit.c the
- * identity of local submitters on public/submit (sendmail). All protocol parsing is in
- * libsmtp and all TLS in libtls; this daemon only decides and does I/O. Everything but the
- * password hashing runs on one event loop; a session never blocks except on its own spool
- * file. */
+ * identity of local submitters on public/submit (sendmail), smtpd_dnsbl.c the DNS
+ * blocklists at connect, smtpd_domain.c reject_unknown_sender_domain and smtpd_login.c
+ * smtpd_sender_login_map. All protocol parsing is in libsmtp and all TLS in libtls; this
+ * daemon only decides and does I/O.
+ * Everything but the password hashing runs on one event loop; a session never blocks
+ * except on its own spool file. */
 #ifndef POSTERN_SMTPD_H
 #define POSTERN_SMTPD_H
 
@@ -23,6 +25,7 @@
 #include "ev.h"
 #include "ipc.h"
 #include "map.h"
+#include "mailhdr.h"
 #include "policy.h"
 #include "pwhash.h"
 #include "qid.h"
@@ -167,6 +170,11 @@ struct smtpd_session {
     char             client_name[256]; /* forward-confirmed reverse name, or "unknown" */
     char             client_ptr[256];  /* first PTR name (unconfirmed), or "unknown" */
     void            *dns;              /* smtpd_dns.c: a lookup in progress, or NULL */
+    void            *dnsbl;            /* smtpd_dnsbl.c: DNSBL lookups in progress, or NULL */
+    char            *dnsbl_zone;       /* ... the site that blocks the client, or NULL */
+    void            *domain;           /* smtpd_domain.c: the sender domain's lookup in
+                                        * progress (no command is read meanwhile), or NULL */
+    struct policy_action *domain_action;  /* ... its refusal, kept for RCPT, or NULL */
     uint32_t         anvil_req;        /* smtpd_anvil.c: pending request id, 0: none */
     void           (*anvil_cb)(struct smtpd_session *, int, int, const char *,
                                const char *);  /* ... and whom to tell */
@@ -248,6 +256,9 @@ struct smtpd_session {
     int              body_error;       /* errno of a failed write, or 0 */
     int              body_discard;     /* message will be rejected: stop storing */
     struct smtp_data scan;
+    int              add_headers;      /* add a missing Message-ID, Date, From (smtpd_data.c) */
+    struct mailhdr    hdrs;             /* ... what the header section has, where it ends */
+    int64_t          hdrs_base;        /* ... its stream offset of body.data[0] */
 };
 
 /* smtpd.c */

@@ -30,6 +30,7 @@
  * MAIL on submit (public/submit, sendmail): the sender is <user@myhostname> for the
  * peer's login name unless the peer is root or in admin_group (smtpd_submit.c); the
  * client is trusted for relaying like mynetworks, and neither STARTTLS nor AUTH is offered.
+ * With smtpd_sender_login_map, MAIL checks that the login owns the sender (smtpd_login.c).
  *
  * STARTTLS is offered where a certificate is configured (not on smtps, not twice) and
  * required on submission before AUTH and MAIL; submission also requires AUTH before MAIL
@@ -51,6 +52,9 @@
 #include "smtp_reply.h"
 #include "smtpd.h"
 #include "smtpd_anvil.h"
+#include "smtpd_dnsbl.h"
+#include "smtpd_domain.h"
+#include "smtpd_login.h"
 #include "smtpd_policy.h"
 
 #define SMTPD_AUTH_PLAIN 1            /* struct smtp_auth.mech */
@@ -129,6 +133,9 @@ smtpd_cmd_txn_reset(struct smtpd_session *s)
     free(s->txn_why);
     s->txn_why = NULL;
     s->hold = 0;
+    smtpd_domain_forget(s);
+    free(s->domain_action);
+    s->domain_action = NULL;
     content_free(&s->content);
     if (s->state != SMTPD_ST_CONNECTED)
         s->state = SMTPD_ST_GREETED;
@@ -279,6 +286,10 @@ smtpd_cmd_client_access(struct smtpd_session *s, const char *rcpt)
         smtpd_policy_refuse(s, POLICY_CLIENT, NULL, "RCPT", rcpt, s->client_action);
         return -1;
     }
+    /* the blocklists come after the access table, whose OK allowlists the client */
+    if ((s->client_action == NULL || s->client_action->kind != POLICY_OK)
+        && smtpd_dnsbl_refuse(s, "RCPT", rcpt) == -1)
+        return -1;
     return 0;
 }
 
@@ -364,6 +375,34 @@ smtpd_cmd_mail_anvil(struct smtpd_session *s, int allowed, int code, const char 
     smtpd_session_resume(s);
 }
 
+/* smtpd_cmd_mail_limit - ask anvil about the message rate; open the transaction if it
+ * agrees at once. */
+static void
+smtpd_cmd_mail_limit(struct smtpd_session *s)
+{
+    if (smtpd_anvil_check(s, SMTPD_ANVIL_MAIL, smtpd_cmd_mail_anvil) == 1)
+        smtpd_cmd_mail_open(s);
+}
+
+/* smtpd_cmd_mail_domain - the sender domain's lookup is over (a: its refusal, or NULL):
+ * refuse MAIL now, or with smtpd_delay_reject keep the refusal for each RCPT; then anvil,
+ * and read on. */
+static void
+smtpd_cmd_mail_domain(struct smtpd_session *s, const struct policy_action *a)
+{
+    if (a != NULL && !smtpd.delay_reject) {
+        smtpd_policy_refuse(s, POLICY_SENDER, s->sender, "MAIL", NULL, a);
+        smtpd_cmd_txn_reset(s);
+    } else {
+        if (a != NULL) {
+            s->domain_action = xmalloc(sizeof(*s->domain_action));
+            *s->domain_action = *a;
+        }
+        smtpd_cmd_mail_limit(s);
+    }
+    smtpd_session_resume(s);
+}
+
 /* smtpd_cmd_mail - MAIL FROM:<path> [params]. */
 static void
 smtpd_cmd_mail(struct smtpd_session *s, const struct smtp_cmd *cmd)
@@ -418,6 +457,8 @@ smtpd_cmd_mail(struct smtpd_session *s, const struct smtp_cmd *cmd)
     }
     if (!smtpd.delay_reject && smtpd_cmd_sender_access(s, path.addr, "MAIL", NULL) == -1)
         return;
+    if (smtpd_login_check(s, path.addr) == -1)   /* smtpd_sender_login_map */
+        return;
     if (s->svc == SMTPD_SVC_SUBMIT && !s->local_admin) {
         /* local submission: the user's identity is the sender, whatever was asked */
         s->sender = xasprintf("%s@%s", s->local_user, smtpd.hostname);
@@ -429,9 +470,10 @@ smtpd_cmd_mail(struct smtpd_session *s, const struct smtp_cmd *cmd)
     }
     s->mail = mp;
     s->smtputf8 = mp.smtputf8;
-    /* the transaction is set up but not open (still SMTPD_ST_GREETED) until anvil agrees */
-    if (smtpd_anvil_check(s, SMTPD_ANVIL_MAIL, smtpd_cmd_mail_anvil) == 1)
-        smtpd_cmd_mail_open(s);
+    /* the transaction is set up but not open (still SMTPD_ST_GREETED) until the sender
+     * domain's lookup (reject_unknown_sender_domain) and anvil agree */
+    if (smtpd_domain_check(s, s->sender, smtpd_cmd_mail_domain) == 1)
+        smtpd_cmd_mail_limit(s);
 }
 
 /* smtpd_cmd_may_relay - may this client send to a domain that is neither ours nor one we
@@ -582,6 +624,10 @@ smtpd_cmd_rcpt_access(struct smtpd_session *s, const char *rcpt, enum policy_kin
                                     || smtpd_cmd_sender_access(s, s->sender ? s->sender : "",
                                                                "RCPT", rcpt) == -1))
         rc = -1;
+    else if (s->domain_action != NULL) {
+        smtpd_policy_refuse(s, POLICY_SENDER, s->sender, "RCPT", rcpt, s->domain_action);
+        rc = -1;
+    }
     if (rc == -1) {
         smtpd.stats.recipients_rejected++;
         return -1;

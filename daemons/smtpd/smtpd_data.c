@@ -18,7 +18,15 @@
  * then the verdict of the access stages (smtpd_cmd) and of the rules: REJECT and DEFER
  * are the rule's reply and the message is dropped; DISCARD drops it too but answers 250
  * as if it were queued, so the client cannot tell (as Postfix does); HOLD commits it with
- * IPC_F_HOLD, and qmgr keeps it out of delivery until `postern queue release`. */
+ * IPC_F_HOLD, and qmgr keeps it out of delivery until `postern queue release`.
+ *
+ * Missing headers: a message from public/submit (sendmail) or an authenticated client, or
+ * from anyone with always_add_missing_headers = yes, that lacks Message-ID:, Date: or From:
+ * gets them (libcommon/mailhdr) at the end of its header section, after the content rules,
+ * as Postfix's cleanup adds them; mail we merely relay is never changed. The stored bytes
+ * are followed as they go to the spool file; a line that may turn out to end the section is
+ * kept in memory until it is known (at most one line), so the fields can be inserted
+ * before it. They are part of the body file, so the size committed counts them. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +37,7 @@
 #include "content.h"
 #include "ipc_msg.h"
 #include "log.h"
+#include "mailhdr.h"
 #include "smtp_reply.h"
 #include "smtpd.h"
 #include "smtpd_policy.h"
@@ -62,14 +71,10 @@ smtpd_data_protocol(const struct smtpd_session *s)
 static void
 smtpd_data_received(struct smtpd_session *s)
 {
-    char      date[64];
-    time_t    now = time(NULL);
-    struct tm tm;
-    int       v6 = strchr(s->addr, ':') != NULL;
+    char date[MAILHDR_DATE_MAX];
+    int  v6 = strchr(s->addr, ':') != NULL;
 
-    localtime_r(&now, &tm);
-    if (strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
-        date[0] = '\0';
+    (void)mailhdr_date(time(NULL), date, sizeof(date));
     if (s->svc == SMTPD_SVC_SUBMIT)     /* sendmail: who, not where from */
         buf_printf(&s->body, "Received: from local user %s (uid %lu)", s->local_user,
                    (unsigned long)s->local_uid);
@@ -91,6 +96,70 @@ smtpd_data_received(struct smtpd_session *s)
         buf_printf(&s->body, "\r\n\tfor <%s>; %s\r\n", s->rcpts[0].given, date);
     else
         buf_printf(&s->body, ";\r\n\t%s\r\n", date);
+}
+
+/* smtpd_data_headers_begin - after our Received: header: follow the header section if this
+ * message may get missing fields added. */
+static void
+smtpd_data_headers_begin(struct smtpd_session *s)
+{
+    static int always = -1;           /* the config only changes with a new process */
+
+    if (always == -1)
+        always = config_bool(smtpd.cfg, "always_add_missing_headers");
+    s->add_headers = !s->body_discard
+                     && (s->svc == SMTPD_SVC_SUBMIT || s->auth_user != NULL || always);
+    mailhdr_init(&s->hdrs);
+    s->hdrs_base = -(int64_t)s->body.len;   /* the stream starts after Received: */
+}
+
+/* smtpd_data_headers_insert - the header section ends at stream offset hdrs.end, still
+ * in s->body: put the missing fields there. */
+static void
+smtpd_data_headers_insert(struct smtpd_session *s)
+{
+    size_t     at = (size_t)((int64_t)s->hdrs.end - s->hdrs_base);
+    struct buf add;
+    unsigned   added;
+
+    buf_init(&add, 256);
+    added = mailhdr_missing(&s->hdrs, &add, s->qid, smtpd.hostname,
+                           s->sender ? s->sender : "", time(NULL));
+    if (added != 0) {
+        (void)buf_append(&add, s->body.data + at, s->body.len - at);
+        buf_truncate(&s->body, at);
+        (void)buf_append(&s->body, add.data, add.len);
+        log_info("%s: added missing header:%s%s%s", s->qid,
+                 added & MAILHDR_MESSAGE_ID ? " Message-ID" : "",
+                 added & MAILHDR_DATE ? " Date" : "", added & MAILHDR_FROM ? " From" : "");
+    }
+    buf_release(&add);
+    s->add_headers = 0;
+}
+
+/* smtpd_data_headers - follow the bytes stored since the last call; once the header
+ * section's end is known, insert what it lacks. */
+static void
+smtpd_data_headers(struct smtpd_session *s)
+{
+    size_t from = (size_t)((int64_t)s->hdrs.pos - s->hdrs_base);
+
+    if (mailhdr_scan(&s->hdrs, s->body.data + from, s->body.len - from))
+        smtpd_data_headers_insert(s);
+}
+
+/* smtpd_data_headers_end - the message is complete: a section that never ended (no body)
+ * gets the fields at its end. */
+static void
+smtpd_data_headers_end(struct smtpd_session *s)
+{
+    if (!s->add_headers || s->body_discard)
+        return;
+    smtpd_data_headers(s);
+    if (s->add_headers) {
+        mailhdr_finish(&s->hdrs);
+        smtpd_data_headers_insert(s);
+    }
 }
 
 /* smtpd_data_begin - DATA accepted: ask qmgr for a spool file. */
@@ -153,6 +222,7 @@ smtpd_data_opened(struct smtpd_session *s, uint32_t status, const char *qid, int
     else
         log_info("%s: client=[%s]", s->qid, s->addr);
     smtpd_data_received(s);
+    smtpd_data_headers_begin(s);
     smtpd_session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
     s->state = SMTPD_ST_DATA;
 }
@@ -178,6 +248,7 @@ smtpd_data_write(struct smtpd_session *s)
     }
     if (s->body_error)
         s->body_discard = 1;
+    s->hdrs_base += (int64_t)s->body.len;
     buf_reset(&s->body);
 }
 
@@ -192,6 +263,7 @@ smtpd_data_close_fd(struct smtpd_session *s)
     buf_release(&s->body);
     buf_init(&s->body, 0);
     content_free(&s->content);
+    s->add_headers = 0;
 }
 
 /* smtpd_data_drop - give the file back to qmgr; 1 if it was ours to give. */
@@ -416,6 +488,7 @@ smtpd_data_end(struct smtpd_session *s)
     }
     if (smtpd_data_policy(s) == -1)
         return;
+    smtpd_data_headers_end(s);
     smtpd_data_write(s);
     /* No fsync here: qmgr makes the whole batch durable with one syncfs before QUEUED. */
     if (s->body_error != 0) {
@@ -469,7 +542,10 @@ smtpd_data_input(struct smtpd_session *s)
         s->body_discard = 1;          /* it will be rejected: stop storing */
         buf_reset(&s->body);
     }
-    if (!s->body_discard && s->body.len >= SMTPD_BODY_CHUNK)
+    if (!s->body_discard && s->add_headers)
+        smtpd_data_headers(s);
+    if (!s->body_discard && s->body.len >= SMTPD_BODY_CHUNK
+        && !(s->add_headers && mailhdr_holding(&s->hdrs)))
         smtpd_data_write(s);
     if (st == SMTP_DATA_END)
         smtpd_data_end(s);

@@ -43,6 +43,7 @@ struct smtpd_dns {
 };
 
 static int      smtpd_dns_enabled;     /* smtpd_peername_lookup, and the resolver is up */
+static int      smtpd_dns_resolver;    /* the resolver is up (for any of smtpd's lookups) */
 static uint64_t smtpd_dns_timeout_ms;
 
 /* smtpd_dns_names - set both names of the session. */
@@ -192,23 +193,26 @@ smtpd_dns_init(char *err, size_t errlen)
     size_t       n;
 
     smtpd_dns_timeout_ms = config_time_ms(smtpd.cfg, "smtpd_peername_timeout");
-    /* No lookups, no resolver: nothing else in smtpd asks the DNS yet. */
-    if (!config_bool(smtpd.cfg, "smtpd_peername_lookup"))
+    /* No lookups, no resolver: the DNSBLs and the sender domain check need one too. */
+    (void)config_list(smtpd.cfg, "smtpd_dnsbl_sites", &n);
+    if (!config_bool(smtpd.cfg, "smtpd_peername_lookup") && n == 0
+        && !config_bool(smtpd.cfg, "smtpd_reject_unknown_sender_domain"))
         return 0;
     servers = config_list(smtpd.cfg, "dns_servers", &n);
     if (dns_init(smtpd.ev, servers, n, config_bool(smtpd.cfg, "dns_lan_zones"), err,
                  errlen) == -1)
         return -1;
-    smtpd_dns_enabled = 1;
+    smtpd_dns_resolver = 1;
+    smtpd_dns_enabled = config_bool(smtpd.cfg, "smtpd_peername_lookup");
     return 0;
 }
 
 void
 smtpd_dns_free(void)
 {
-    if (smtpd_dns_enabled)
+    if (smtpd_dns_resolver)
         dns_free();
-    smtpd_dns_enabled = 0;
+    smtpd_dns_enabled = smtpd_dns_resolver = 0;
 }
 
 int

@@ -24,7 +24,9 @@
  * not wait), or with smtpd_delay_reject = no the client access check (554 greeting and 503
  * to every command, or 421 for DEFER), or 220. Input that arrives meanwhile is buffered, not
  * parsed; public/submit skips the phase. The same holds while a MAIL, RCPT or AUTH check is
- * with anvil (s->anvil_req).
+ * with anvil (s->anvil_req) and while MAIL waits for the sender domain's lookup
+ * (s->domain). The DNSBL lookups (smtpd_dnsbl) run beside the reverse lookup; a blocked
+ * client is refused where the client access check refuses.
  *
  * Limits are per session (s->timeout_ms, s->error_limit), chosen at accept: a process whose
  * sessions reach smtpd_stress_threshold percent of smtpd_max_sessions is under stress, and
@@ -54,6 +56,8 @@
 #include "smtpd.h"
 #include "smtpd_anvil.h"
 #include "smtpd_dns.h"
+#include "smtpd_dnsbl.h"
+#include "smtpd_domain.h"
 #include "smtpd_policy.h"
 
 #define SMTPD_HASH_SIZE 4096
@@ -62,6 +66,7 @@
 #define SMTPD_GREET_DNS    0x1
 #define SMTPD_GREET_ANVIL  0x2
 #define SMTPD_GREET_PAUSE  0x4
+#define SMTPD_GREET_DNSBL  0x8
 
 static struct smtpd_session *smtpd_session_hash[SMTPD_HASH_SIZE];
 static int                   smtpd_session_reap_queued;
@@ -308,7 +313,7 @@ smtpd_session_idle_timer(void *arg)
     s->idle_timer = 0;
     if (s->state == SMTPD_ST_WAIT_OPEN || s->state == SMTPD_ST_WAIT_QUEUED
         || s->state == SMTPD_ST_AUTH_CHECKING || s->auth_timer != 0
-        || s->greeting_pending || s->anvil_req != 0) {
+        || s->greeting_pending || s->anvil_req != 0 || s->domain != NULL) {
         /* we are the ones waiting (the greeting is bounded by the DNS timeout and the
          * pause, every wait by smtpd_session_timeout) */
         s->last_active = now;
@@ -596,10 +601,16 @@ smtpd_session_client_check(struct smtpd_session *s)
         log_debug("client %s[%s]: %s by %s", s->client_name, s->addr,
                   policy_kind_name(kind), act.where);
         smtpd_session_keep_action(s, &act);
-        return 0;
+        break;
     default:
-        return 0;
+        break;
     }
+    /* the blocklists come after the access table, whose OK allowlists the client */
+    if (kind != POLICY_OK && smtpd_dnsbl_refuse(s, "CONNECT", NULL) == -1) {
+        s->greet_refused = 1;
+        return 1;
+    }
+    return 0;
 }
 
 /* smtpd_session_pregreet - the client talked before the greeting: refuse and close. */
@@ -658,6 +669,13 @@ smtpd_session_dns_done(struct smtpd_session *s)
     smtpd_session_greet_done(s, SMTPD_GREET_DNS);
 }
 
+/* smtpd_session_dnsbl_done - the blocklists have answered (or the time is up). */
+static void
+smtpd_session_dnsbl_done(struct smtpd_session *s)
+{
+    smtpd_session_greet_done(s, SMTPD_GREET_DNSBL);
+}
+
 /* smtpd_session_anvil_done - anvil's verdict on the connection; a refusal is said when
  * the phase is over, so that a client over its limit gets no earlier greeting than others. */
 static void
@@ -691,7 +709,7 @@ smtpd_session_connect_phase(struct smtpd_session *s)
     int exempt = s->svc == SMTPD_SVC_SUBMIT || smtpd_anvil_exempt(s);
 
     s->greeting_pending = 1;
-    s->greet_wait = SMTPD_GREET_DNS;
+    s->greet_wait = SMTPD_GREET_DNS | SMTPD_GREET_DNSBL;
     if (s->svc != SMTPD_SVC_SUBMIT)
         s->greet_wait |= SMTPD_GREET_ANVIL;
     if (s->svc == SMTPD_SVC_SMTP && !exempt) {
@@ -704,6 +722,8 @@ smtpd_session_connect_phase(struct smtpd_session *s)
     }
     if (smtpd_dns_client(s, smtpd_session_dns_done) == 1)
         s->greet_wait &= ~SMTPD_GREET_DNS;
+    if (smtpd_dnsbl_client(s, smtpd_session_dnsbl_done) == 1)
+        s->greet_wait &= ~SMTPD_GREET_DNSBL;
     if ((s->greet_wait & SMTPD_GREET_ANVIL)
         && smtpd_anvil_check(s, SMTPD_ANVIL_CONNECT, smtpd_session_anvil_done) == 1)
         s->greet_wait &= ~SMTPD_GREET_ANVIL;
@@ -862,6 +882,8 @@ smtpd_session_close(struct smtpd_session *s, const char *why)
     s->auth_user = NULL;
     smtpd_session_log_end(s, why);
     smtpd_dns_forget(s);
+    smtpd_dnsbl_forget(s);
+    smtpd_domain_forget(s);
     smtpd_anvil_disconnect(s);
     free(s->client_action);
     s->client_action = NULL;
@@ -966,7 +988,7 @@ smtpd_session_process(struct smtpd_session *s)
         if (s->state == SMTPD_ST_WAIT_OPEN || s->state == SMTPD_ST_WAIT_QUEUED
             || s->state == SMTPD_ST_AUTH_CHECKING || s->auth_timer != 0
             || s->tls_phase == SMTPD_TLS_HANDSHAKE || s->greeting_pending
-            || s->anvil_req != 0)
+            || s->anvil_req != 0 || s->domain != NULL)
             break;
         if (s->state == SMTPD_ST_DATA) {
             if (s->in.len == 0)
@@ -1022,7 +1044,7 @@ smtpd_session_process(struct smtpd_session *s)
     }
     if (s->read_eof && !s->closing && s->state != SMTPD_ST_WAIT_QUEUED
         && s->state != SMTPD_ST_WAIT_OPEN && s->state != SMTPD_ST_AUTH_CHECKING
-        && !s->greeting_pending && s->anvil_req == 0) {
+        && !s->greeting_pending && s->anvil_req == 0 && s->domain == NULL) {
         /* the client is gone and everything it sent is done (a password check still
          * answers first: the client may only have shut down its side) */
         smtpd_session_flush(s);

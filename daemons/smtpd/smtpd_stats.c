@@ -29,6 +29,7 @@ static const struct {
     { "content_rejected", offsetof(struct smtpd_stats, content_rejected) },
     { "held", offsetof(struct smtpd_stats, held) },
     { "discarded", offsetof(struct smtpd_stats, discarded) },
+    { "dnsbl_rejected", offsetof(struct smtpd_stats, dnsbl_rejected) },
 };
 
 _Static_assert(sizeof(smtpd_stats_tab) / sizeof(smtpd_stats_tab[0]) == SMTPD_STATS_N,

@@ -32,9 +32,10 @@ struct smtpd_stats {
     uint64_t content_rejected;        /* messages refused by header or body checks */
     uint64_t held;                    /* queued on hold by an access table or a rule */
     uint64_t discarded;               /* answered 250 and dropped (DISCARD) */
+    uint64_t dnsbl_rejected;          /* CONNECT or RCPT refused: client on a DNSBL */
 };
 
-#define SMTPD_STATS_N 19              /* counters smtpd_stats_counters() reports */
+#define SMTPD_STATS_N 20              /* counters smtpd_stats_counters() reports */
 
 /* smtpd_stats_counters - names (static strings, as in doc/control.md) and values of every
  * counter, at most max of them; returns how many were filled in. */

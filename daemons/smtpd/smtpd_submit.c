@@ -10,8 +10,9 @@
  * NSS finds no passwd or group database, so smtpd_submit_load() reads the whole passwd
  * database (getpwent, the configured NSS sources) and admin_group (getgrnam: its gid and
  * members) into a table before the chroot. The table is rebuilt whenever smtpd starts,
- * which `postern reload` does; a user created since then is refused with a temporary
- * error (451) that says so. Why not master: it would need a new message type to pass a
+ * which `postern reload` does, and master when /etc/passwd or /etc/group changes
+ * (master_watch.c); a user created since then is refused with a temporary error (451)
+ * that says so. Why not master: it would need a new message type to pass a
  * resolved identity with the descriptor, and a slow NSS source would stall master's loop
  * (doc/control.md); here it costs one smtpd's start-up. A huge directory (LDAP with
  * millions of entries) would make the table large: such sites can give submitters a local

@@ -301,6 +301,14 @@ class Maildir:
     def by_tag(self, tag):
         return [d for _, t, d in self.scan() if t == tag]
 
+    def one(self, tag, timeout=30.0):
+        """one - the single copy of tag, waiting for it (bounded by timeout); fails on none
+        or several."""
+        self.wait_for([tag], timeout)
+        got = self.by_tag(tag)
+        expect(len(got) == 1, "%s: %d copies of %s" % (self.path, len(got), tag))
+        return got[0]
+
     def wait_for(self, tags, timeout=30.0):
         """wait_for - wait until every tag is present; returns the counts. Bounded by timeout."""
         tags = set(tags)

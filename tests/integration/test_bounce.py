@@ -134,7 +134,8 @@ def test_permanent_failure_bounces_full_message():
     """local answers 5.1.1 for a mailbox removed from the map after smtpd accepted it:
     RET=FULL returns the whole message as message/rfc822; the delivered recipient in the
     same message gets no report, and one DSN covers the failed one."""
-    inst = _instance("bounce-perm", {}, "/proc/nonexistent/carol/")
+    # watch_interval 0: master must not replace smtpd when the map changes below
+    inst = _instance("bounce-perm", {"watch_interval": "0"}, "/proc/nonexistent/carol/")
     with inst:
         inst.start()
         # Rebuild the map without carol: local reopens it, smtpd keeps the one it has.

@@ -12,6 +12,10 @@ transport_map (`domain smtp:[127.0.0.1]:PORT`), so no DNS is involved; mynetwork
   bounce_5xx               550 at RCPT: RFC 3464 DSN in the sender's Maildir with the reply
   lifetime_expiry          450 forever, queue_lifetime=3s: DSN "expired"
   null_sender_no_bounce    a message from <> refused with 5xx: logged, never bounced
+  notify_success_relayed   NOTIFY=SUCCESS to smtp-sink -N (no DSN): the sender gets a report
+                           with Action relayed; over LMTP with lmtp_assume_final: delivered
+  notify_success_passed_on NOTIFY=SUCCESS to smtp-sink with DSN: NOTIFY goes with the RCPT
+                           and no report is made here
   starttls_opportunistic   A -> B (both Postern, B has a certificate): STARTTLS is used,
                            B's Received: says ESMTPS and the TLS version
   tls_encrypt_policy       policy encrypt, next hop without STARTTLS: deferred 4.7.5, the
@@ -47,6 +51,8 @@ from harness import (IS_ROOT, Instance, Skip, expect, free_port, kill_process, l
 
 TIMEOUT = {"test_relay_deferred_then_delivered": 90, "test_relay_bounce_5xx": 60,
            "test_relay_lifetime_expiry": 60, "test_relay_null_sender_no_bounce": 60,
+           "test_relay_notify_success_relayed": 60,
+           "test_relay_notify_success_passed_on": 60,
            "test_relay_starttls_opportunistic": 60, "test_relay_tls_encrypt_policy": 60,
            "test_relay_denied_outside_mynetworks": 60, "test_relay_five_destinations": 180,
            "test_relay_kill_smtp_agent": 150, "test_relay_kill_qmgr": 150,
@@ -279,26 +285,29 @@ class CountingSink:
 
 def _relay_instance(name, routes, conf=None, tls=False):
     """_relay_instance - an Instance with RELAY_CONF (plus conf) whose transport map sends
-    each domain in routes (domain -> port) to smtp:[127.0.0.1]:port. Not started."""
+    each domain in routes (domain -> port, or -> (transport, port)) to
+    smtp:[127.0.0.1]:port (or transport:...). Not started."""
     c = dict(RELAY_CONF)
     c.update(conf or {})
     inst = Instance(name, conf=c, tls=tls)
     path = os.path.join(inst.dir, "transport")
     with open(path, "w") as f:
         for dom, port in routes.items():
-            f.write("%s smtp:[127.0.0.1]:%d\n" % (dom, port))
+            kind, port = port if isinstance(port, tuple) else ("smtp", port)
+            f.write("%s %s:[127.0.0.1]:%d\n" % (dom, kind, port))
     inst.postern("map", "build", path, check=True)
     return inst
 
 
-def _submit(inst, tag, rcpt, sender="alice@local.test"):
-    """_submit - one message through smtplib; returns the queue ID from the 250 reply."""
+def _submit(inst, tag, rcpt, sender="alice@local.test", rcpt_options=()):
+    """_submit - one message through smtplib (rcpt_options: ESMTP parameters of the RCPT,
+    e.g. NOTIFY=SUCCESS); returns the queue ID from the 250 reply."""
     s = smtplib.SMTP(inst.host, inst.port, local_hostname="client.test", timeout=20)
     try:
         s.ehlo()
         code, resp = s.mail(sender)
         expect(code == 250, "MAIL FROM:<%s>: %d %r" % (sender, code, resp))
-        code, resp = s.rcpt(rcpt)
+        code, resp = s.rcpt(rcpt, list(rcpt_options))
         expect(code == 250, "RCPT TO:<%s>: %d %r" % (rcpt, code, resp))
         code, resp = s.data(make_message(tag, to=rcpt, sender=sender or "mailer-daemon@x"))
         expect(code == 250, "DATA: %d %r" % (code, resp))
@@ -535,6 +544,86 @@ def test_relay_null_sender_no_bounce():
             expect(queued == [qid], "want only the original from <> queued, got %r" % queued)
             expect(sink.commands().count("MAIL FROM:<>") == 1,
                    "want exactly one MAIL FROM:<> at the sink: %r" % sink.commands())
+        finally:
+            if sink:
+                sink.stop()
+
+
+def test_relay_notify_success_relayed():
+    """NOTIFY=SUCCESS to next hops without DSN (smtp-sink -N; smtp-sink -L -N over LMTP with
+    lmtp_assume_final = yes): the request cannot go on, so alice gets success reports (RFC
+    3461 5.2.2): Action relayed for the SMTP hop, delivered for the LMTP one, Status 2.x, the
+    sink as Remote-MTA and its 250 reply as Diagnostic-Code; no NOTIFY reached either sink."""
+    port, lport = free_port(), free_port()
+    inst = _relay_instance("relay-notify", {"sink.test": port, "lmtp.test": ("lmtp", lport)},
+                           conf={"lmtp_assume_final": "yes"})
+    sinks = []
+    with inst:
+        try:
+            sinks.append(SmtpSink(port, _tmpdir(inst), "-N"))
+            sinks.append(SmtpSink(lport, _tmpdir(inst), "-L", "-N"))
+            inst.start()
+            opts = ["NOTIFY=SUCCESS", "ORCPT=rfc822;X@sink.test"]
+            tags = {"x@sink.test": unique_tag("relayed"), "y@lmtp.test": unique_tag("final")}
+            for rcpt, tag in tags.items():
+                _submit(inst, tag, rcpt, rcpt_options=opts)
+            got = _dsns(inst.maildirs["alice"], 20, want=2)
+            expect(len(got) == 2, "want 2 reports in alice's Maildir, found %d\n%s"
+                   % (len(got), inst.log_tail(20)))
+            actions = {}
+            for m, raw in got:
+                expect(m["Subject"] == "Successful Mail Delivery Report", "Subject %r"
+                       % m["Subject"])
+                text, _, rcpts = _report(m)
+                expect(len(rcpts) == 1, "%d recipient blocks" % len(rcpts))
+                r = rcpts[0]
+                rcpt = (r["Final-Recipient"] or "").replace("rfc822; ", "")
+                expect(rcpt in tags and tags[rcpt].encode() in raw,
+                       "report for %r does not return its message" % rcpt)
+                expect(r["Original-Recipient"] == "rfc822;X@sink.test", "Original-Recipient %r"
+                       % r["Original-Recipient"])
+                expect((r["Status"] or "").startswith("2."), "Status %r" % r["Status"])
+                expect("127.0.0.1" in (r["Remote-MTA"] or ""), "Remote-MTA %r" % r["Remote-MTA"])
+                diag = re.sub(r"\s+", " ", r["Diagnostic-Code"] or "")
+                expect(diag.startswith("smtp; 250"), "Diagnostic-Code %r" % diag)
+                actions[rcpt] = r["Action"]
+                if r["Action"] == "relayed":
+                    expect("relayed to non-DSN-aware mail system" in text.get_payload(),
+                           "human part: %r" % text.get_payload())
+            expect(actions == {"x@sink.test": "relayed", "y@lmtp.test": "delivered"},
+                   "actions %r" % actions)
+            for sink in sinks:
+                rcpt = [c for c in sink.commands() if c.upper().startswith("RCPT")]
+                expect(rcpt and not [c for c in rcpt if "NOTIFY" in c.upper()],
+                       "RCPT to a sink without DSN: %r" % rcpt)
+            log("reports: %r" % actions)
+        finally:
+            for sink in sinks:
+                sink.stop()
+
+
+def test_relay_notify_success_passed_on():
+    """NOTIFY=SUCCESS to smtp-sink announcing DSN: NOTIFY and ORCPT go with the RCPT, the
+    message is delivered and removed, and alice gets no report from us (the next hop owes
+    it)."""
+    port = free_port()
+    inst = _relay_instance("relay-notify-dsn", {"sink.test": port})
+    sink = None
+    with inst:
+        try:
+            sink = SmtpSink(port, _tmpdir(inst))
+            inst.start()
+            qid = _submit(inst, unique_tag("passed"), "x@sink.test",
+                          rcpt_options=["NOTIFY=SUCCESS", "ORCPT=rfc822;X@sink.test"])
+            expect(_wait_log(inst, r"qmgr\[\d+\]: info: %s: removed" % qid, 20),
+                   "%s not delivered and removed\n%s" % (qid, inst.log_tail(20)))
+            rcpt = [c for c in sink.commands() if c.upper().startswith("RCPT")]
+            expect(len(rcpt) == 1 and "NOTIFY=SUCCESS" in rcpt[0].upper()
+                   and "ORCPT=RFC822;X@SINK.TEST" in rcpt[0].upper(),
+                   "RCPT at the sink: %r" % rcpt)
+            time.sleep(1.5)          # a report, if one were made, would be delivered by now
+            expect(not _dsns(inst.maildirs["alice"], 0),
+                   "alice got a report although the next hop took NOTIFY")
         finally:
             if sink:
                 sink.stop()

@@ -26,6 +26,8 @@ IPC_HAS_FD = 0x80000000
 IPC_MASTER_PEER, IPC_MASTER_HELLO, IPC_RELAY, IPC_RELAYED = 1, 2, 22, 23
 PEER_QMGR, PEER_SMTP = 1, 4
 OK, TEMP, PERM = 0, 1, 2
+RELAYED_DSN = 0x1                       # relayed.flags: the next hop took NOTIFY/ORCPT
+NOTIFY_SUCCESS = 0x2
 F_SMTPUTF8 = 0x01
 TLS_NONE, TLS_MAY, TLS_ENCRYPT, TLS_VERIFY = 0, 1, 2, 3
 
@@ -178,7 +180,8 @@ class Agent:
         expect(t == IPC_RELAYED, "agent sent frame type %d, not RELAYED" % t)
         c = Cursor(payload)
         r = {"reqid": reqid, "qid": c.str(), "relay": c.str(), "tls": c.str(),
-             "index": c.u32v(), "status": c.u32v(), "dsn": c.strv(), "text": c.strv()}
+             "index": c.u32v(), "status": c.u32v(), "dsn": c.strv(), "text": c.strv(),
+             "flags": c.u32v()}
         expect(c.p == len(payload), "trailing bytes in RELAYED")
         return r
 
@@ -508,6 +511,35 @@ def test_smtp_agent_size_utf8_dsn_params():
                    "RCPT is %r" % rcpt)
     finally:
         srv.close()
+
+
+def test_smtp_agent_dsn_flag():
+    """RELAYED marks each recipient a next hop took while it announced DSN (its RCPT carried
+    NOTIFY, so that hop reports success and qmgr does not): set for an accepted recipient of
+    a DSN server, clear for a refused one, for a server without DSN (no NOTIFY sent) and for
+    an LMTP server without DSN."""
+    dsn = StubServer(ext=("PIPELINING", "DSN"))
+    plain = StubServer(ext=("PIPELINING",))
+    lmtp = StubServer(ext=("PIPELINING",), lmtp=True)
+    try:
+        with Agent() as a:
+            r = a.deliver("[127.0.0.1]:%d" % dsn.port, ["a@b.test", "perm@b.test"],
+                          message("dsn"), notify=[NOTIFY_SUCCESS] * 2)
+            expect(r["status"] == [OK, PERM] and r["flags"] == [RELAYED_DSN, 0],
+                   "DSN server: %r" % r)
+            expect([c for c in dsn.commands if c.startswith("RCPT")
+                    and "NOTIFY=SUCCESS" in c], "no NOTIFY sent: %r" % dsn.commands)
+            r = a.deliver("[127.0.0.1]:%d" % plain.port, ["a@b.test"], message("plain"),
+                          notify=[NOTIFY_SUCCESS])
+            expect(r["status"] == [OK] and r["flags"] == [0], "no DSN: %r" % r)
+            expect(not [c for c in plain.commands if "NOTIFY" in c],
+                   "NOTIFY sent without DSN: %r" % plain.commands)
+            r = a.deliver("[127.0.0.1]:%d" % lmtp.port, ["a@x", "b@x"], message("lmtp"),
+                          transport="lmtp", notify=[NOTIFY_SUCCESS] * 2)
+            expect(r["status"] == [OK, OK] and r["flags"] == [0, 0], "LMTP: %r" % r)
+    finally:
+        for srv in (dsn, plain, lmtp):
+            srv.close()
 
 
 def test_smtp_agent_starttls_levels():

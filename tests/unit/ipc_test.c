@@ -207,7 +207,7 @@ test_ipc_msg_roundtrip(void)
 static void
 test_ipc_msg_type_numbers(void)
 {
-    CHECK(IPC_VERSION == 5);
+    CHECK(IPC_VERSION == 6);
     CHECK(IPC_MASTER_PEER == 1 && IPC_MASTER_HELLO == 2 && IPC_MASTER_TLS_KEYS == 3);
     CHECK(IPC_MASTER_CAPS == 4);
     CHECK(IPC_CTL_REQUEST == 30 && IPC_CTL_HANDOFF == 31 && IPC_CTL_MSG == 32);

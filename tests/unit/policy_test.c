@@ -727,6 +727,31 @@ test_policy_open_errors(void)
     policy_test_teardown();
 }
 
+/* test_policy_spec_file - the file master watches for a spec: .db for hash (bare paths
+ * too), the path for cidr and pcre, relative paths joined to confdir; NULL if bad. */
+static void
+test_policy_spec_file(void)
+{
+    static const struct {
+        const char *spec, *want;
+    } cases[] = {
+        { "access", "/etc/p/access.db" },      { "hash:access", "/etc/p/access.db" },
+        { "hash:/v/access", "/v/access.db" },  { "cidr:nets", "/etc/p/nets" },
+        { "pcre:/v/header_checks", "/v/header_checks" },
+        { "ldap:x", NULL },                    { "hash:", NULL },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *got = policy_spec_file(cases[i].spec, "/etc/p");
+
+        if (cases[i].want == NULL)
+            CHECK(got == NULL);
+        else
+            CHECK_STR(got, cases[i].want);
+        free(got);
+    }
+}
+
 int
 main(void)
 {
@@ -744,5 +769,6 @@ main(void)
     TEST_RUN(test_policy_invalid_value_defers);
     TEST_RUN(test_policy_specs);
     TEST_RUN(test_policy_open_errors);
+    TEST_RUN(test_policy_spec_file);
     TEST_END();
 }

@@ -211,6 +211,44 @@ test_qmgr_dsn_delivered(void)
     CHECK(strstr(b->data, "Action: delivered\r\nStatus: 2.0.0\r\n") != NULL);
     CHECK(strstr(b->data, "Delivered Message Headers") != NULL);
     CHECK(strstr(b->data, "Original-Envelope-Id") == NULL);
+    CHECK(strstr(b->data, "last notice") == NULL);
+    buf_free(&b);
+}
+
+/* test_qmgr_dsn_relayed - NOTIFY=SUCCESS for a recipient handed to a next hop without DSN
+ * (RFC 3461 5.2.2): a success report with Action relayed, the remote MTA and its reply; a
+ * locally delivered recipient in the same report stays "delivered". */
+static void
+test_qmgr_dsn_relayed(void)
+{
+    static const struct qmgr_dsn_rcpt r[2] = {
+        { "bob@b.example", "rfc822;bob@b.example", "relayed", "2.0.0",
+          "250 2.0.0 Ok: queued as 4QX", "mx.b.example[192.0.2.1]:25", 1764300100, 0 },
+        { "carol@local.test", "", "delivered", "2.0.0", "delivered to maildir", "local",
+          1764300100, 0 },
+    };
+    struct qmgr_dsn d;
+    struct buf     *b = buf_new(100);
+
+    test_dsn(&d);
+    d.rcpts = r;
+    d.nrcpt = 2;
+    qmgr_dsn_compose(b, &d, test_orig, qmgr_dsn_header_len(test_orig, strlen(test_orig)));
+    CHECK(strstr(b->data, "Subject: Successful Mail Delivery Report\r\n") != NULL);
+    CHECK(strstr(b->data, "this is the last notice of success") != NULL);
+    CHECK(strstr(b->data, "<bob@b.example>: relayed to non-DSN-aware mail system: 250 2.0.0 "
+                          "Ok: queued as 4QX\r\n") != NULL);
+    CHECK(strstr(b->data, "<carol@local.test>: delivered: delivered to maildir\r\n") != NULL);
+    CHECK(strstr(b->data, "Final-Recipient: rfc822; bob@b.example\r\n"
+                          "Original-Recipient: rfc822;bob@b.example\r\n"
+                          "Action: relayed\r\n"
+                          "Status: 2.0.0\r\n"
+                          "Remote-MTA: dns; mx.b.example\r\n"
+                          "Diagnostic-Code: smtp; 250 2.0.0 Ok: queued as 4QX\r\n"
+                          "Last-Attempt-Date: Fri, 28 Nov 2025 03:21:40 +0000\r\n") != NULL);
+    CHECK(strstr(b->data, "Action: delivered\r\nStatus: 2.0.0\r\n") != NULL);
+    CHECK(strstr(b->data, "Will-Retry-Until") == NULL);
+    CHECK(strstr(b->data, "Content-Description: Delivered Message Headers\r\n") != NULL);
     buf_free(&b);
 }
 
@@ -297,6 +335,7 @@ main(void)
     TEST_RUN(test_qmgr_dsn_full);
     TEST_RUN(test_qmgr_dsn_delayed);
     TEST_RUN(test_qmgr_dsn_delivered);
+    TEST_RUN(test_qmgr_dsn_relayed);
     TEST_RUN(test_qmgr_dsn_utf8_rcpt);
     TEST_RUN(test_qmgr_dsn_header_len);
     TEST_RUN(test_qmgr_dsn_date);

@@ -57,6 +57,7 @@ struct test_job {
 static struct ipc_conn *test_agent;
 static struct test_job  test_jobs[1000];
 static size_t           test_njobs, test_nrelays;
+static uint32_t         test_notify;     /* NOTIFY bits of test_msg's recipients */
 
 /* test_agent_frame - the fake agent: remember each relay. */
 static void
@@ -90,18 +91,20 @@ test_agent_frame(struct ipc_conn *conn, const struct ipc_frame *f, void *arg)
     ipc_relay_clear(&m);
 }
 
-/* test_answer - answer job k: every recipient with status st (relay "" = no connection). */
+/* test_answer_flags - answer job k: every recipient with status st and IPC_RELAYED_*
+ * flags (relay "" = no connection). */
 static void
-test_answer(size_t k, uint32_t st, const char *dsn, const char *relay)
+test_answer_flags(size_t k, uint32_t st, const char *dsn, const char *relay, uint32_t flags)
 {
     struct test_job   *j = &test_jobs[k];
     struct ipc_relayed r;
-    uint32_t           status[QMGR_SCHED_BATCH_MAX];
+    uint32_t           status[QMGR_SCHED_BATCH_MAX], rflags[QMGR_SCHED_BATCH_MAX];
     const char        *dsns[QMGR_SCHED_BATCH_MAX], *texts[QMGR_SCHED_BATCH_MAX];
     uint32_t           i;
 
     for (i = 0; i < j->n; i++) {
         status[i] = st;
+        rflags[i] = flags;
         dsns[i] = dsn;
         texts[i] = st == IPC_DELIV_OK ? "250 2.0.0 Ok" : st == IPC_DELIV_PERM
                    ? "550 5.1.1 <x>: Recipient address rejected" : "connect: refused";
@@ -118,8 +121,17 @@ test_answer(size_t k, uint32_t st, const char *dsn, const char *relay)
     r.dsn_n = j->n;
     r.text = texts;
     r.text_n = j->n;
+    r.flags = rflags;
+    r.flags_n = j->n;
     CHECK(ipc_relayed_send(test_agent, j->reqid, &r, -1) == 0);
     j->n = 0;   /* answered */
+}
+
+/* test_answer - answer job k as an agent whose next hop has no DSN. */
+static void
+test_answer(size_t k, uint32_t st, const char *dsn, const char *relay)
+{
+    test_answer_flags(k, st, dsn, relay, 0);
 }
 
 /* test_stop_cb - end one run of the loop. */
@@ -164,6 +176,7 @@ test_msg(const char *sender, const char *domain, uint32_t n, char qid[QID_SIZE])
         m.rcpts[i].addr = xasprintf("u%u@%s", i, domain);
         m.rcpts[i].orig = m.rcpts[i].addr;
         m.rcpts[i].domain = (char *)domain;
+        m.rcpts[i].notify = test_notify;
         m.rcpts[i].next_attempt = m.msg.arrival;
     }
     v[0] = &m;
@@ -223,6 +236,7 @@ test_setup(void)
     qmgr_sched_add_agent(sv[0], IPC_PEER_SMTP, 1);
     test_agent = ipc_conn_new(qmgr_ev, sv[1], test_agent_frame, NULL);
     test_njobs = test_nrelays = 0;
+    test_notify = 0;
 }
 
 /* test_teardown - stop everything, remove the directory. */
@@ -364,6 +378,87 @@ test_qmgr_sched_pause_and_bounce(void)
     test_teardown();
 }
 
+/* test_dsn_body - the spool file of the report queued to `to` (at most one), or "". */
+static void
+test_dsn_body(const char *to, char *out, size_t outlen)
+{
+    struct qmgr_job *j;
+    ssize_t          n = 0;
+    int              fd, found = 0;
+
+    out[0] = '\0';
+    for (j = qmgr_sched_local.due.head; j != NULL; j = j->next) {
+        if (j->sender[0] != '\0' || strcmp(j->rcpt, to) != 0 || !(j->flags & QREC_F_BOUNCE))
+            continue;
+        CHECK(!found++);
+        if ((fd = qmgr_body_open_read(j->qid)) == -1) {
+            CHECK(0);
+            continue;
+        }
+        n = read(fd, out, outlen - 1);
+        out[n > 0 ? n : 0] = '\0';
+        close(fd);
+    }
+}
+
+/* test_qmgr_sched_notify_success - NOTIFY=SUCCESS on relayed recipients: a next hop that
+ * announced DSN reports itself (no notice here); one without DSN gets the sender a
+ * "relayed" report with the remote MTA; LMTP is "relayed" too unless lmtp_assume_final. */
+static void
+test_qmgr_sched_notify_success(void)
+{
+    char   qid[QID_SIZE], body[16384];
+    size_t k;
+
+    test_setup();
+    test_notify = IPC_NOTIFY_SUCCESS | IPC_NOTIFY_FAILURE;
+    test_msg("alice@local.test", "dsn.example", 2, qid);
+    test_run(100);
+    CHECK(test_njobs == 1);
+    test_answer_flags(0, IPC_DELIV_OK, "2.0.0", "mx.dsn.example[192.0.2.1]:25",
+                      IPC_RELAYED_DSN);
+    test_run(100);
+    CHECK(qmgr_store_has_msg(qmgr_db, qid) == 0);
+    test_dsn_body("alice@local.test", body, sizeof(body));
+    CHECK(body[0] == '\0');
+
+    test_msg("alice@local.test", "plain.example", 2, qid);
+    test_run(100);
+    CHECK(test_njobs == 2);
+    test_answer(1, IPC_DELIV_OK, "2.0.0", "mx.plain.example[192.0.2.2]:25");
+    test_run(100);
+    CHECK(qmgr_store_has_msg(qmgr_db, qid) == 0);
+    test_dsn_body("alice@local.test", body, sizeof(body));
+    CHECK(strstr(body, "Subject: Successful Mail Delivery Report\r\n") != NULL);
+    CHECK(strstr(body, "Final-Recipient: rfc822; u0@plain.example\r\n") != NULL);
+    CHECK(strstr(body, "Final-Recipient: rfc822; u1@plain.example\r\n") != NULL);
+    CHECK(strstr(body, "Action: relayed\r\nStatus: 2.0.0\r\n"
+                       "Remote-MTA: dns; mx.plain.example\r\n"
+                       "Diagnostic-Code: smtp; 250 2.0.0 Ok\r\n") != NULL);
+    CHECK(strstr(body, "Action: delivered") == NULL);
+
+    /* without NOTIFY=SUCCESS nothing is said about success */
+    test_notify = 0;
+    test_msg("bob@local.test", "plain.example", 1, qid);
+    test_run(100);
+    for (k = 0; k < test_njobs; k++)
+        if (test_jobs[k].n > 0)
+            test_answer(k, IPC_DELIV_OK, "2.0.0", "mx.plain.example[192.0.2.2]:25");
+    test_run(100);
+    test_dsn_body("bob@local.test", body, sizeof(body));
+    CHECK(body[0] == '\0');
+    test_teardown();
+
+    CHECK(qmgr_sched_relay_action("smtp", IPC_RELAYED_DSN) == NULL);
+    CHECK(qmgr_sched_relay_action("lmtp", IPC_RELAYED_DSN) == NULL);
+    CHECK_STR(qmgr_sched_relay_action("smtp", 0), "relayed");
+    CHECK_STR(qmgr_sched_relay_action("lmtp", 0), "relayed");
+    qmgr_params.lmtp_assume_final = 1;
+    CHECK_STR(qmgr_sched_relay_action("lmtp", 0), "delivered");
+    CHECK_STR(qmgr_sched_relay_action("smtp", 0), "relayed");
+    qmgr_params.lmtp_assume_final = 0;
+}
+
 int
 main(void)
 {
@@ -371,5 +466,6 @@ main(void)
     log_set_level(LOG_LVL_WARN);
     TEST_RUN(test_qmgr_sched_batches_windows_round_robin);
     TEST_RUN(test_qmgr_sched_pause_and_bounce);
+    TEST_RUN(test_qmgr_sched_notify_success);
     TEST_END();
 }
