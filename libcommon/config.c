@@ -82,6 +82,7 @@ static const struct config_key config_keys[] = {
     K_PATH("transport_map", ""),
     K_PATH("virtual_alias_map", ""),
     K_PATH("alias_map", ""),
+    K_STR("recipient_delimiter", ""),   /* set of characters; resolve.h: extensions */
     K_LIST("dns_servers", ""),
     K_BOOL("dns_lan_zones", "no"),
     K_INT("smtp_processes", "1", 1, 64),
@@ -121,6 +122,12 @@ static const struct config_key config_keys[] = {
     K_LIST("body_checks", ""),
     K_SIZE("body_checks_size_limit", "50k"),
     K_INT("pcre_match_limit", "1000000", 1000, 100000000),
+    /* milters (smtpd_milter.c): inet:host:port or unix:/path inside smtpd's chroot */
+    K_LIST("smtpd_milters", ""),
+    K_WORD("milter_default_action", "tempfail", "accept|tempfail|reject"),
+    K_TIME("milter_connect_timeout", "30s"),
+    K_TIME("milter_command_timeout", "30s"),
+    K_TIME("milter_content_timeout", "300s"),
     K_BOOL("smtpd_peername_lookup", "yes"),
     K_TIME("smtpd_peername_timeout", "10s"),
     /* DNS policy: blocklists at connect, the sender's domain at MAIL */

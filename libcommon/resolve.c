@@ -34,6 +34,7 @@ struct resolve {
     char       **relay_domains;
     size_t       nrelay;
     char        *val;               /* RESOLVE_VALUE_MAX bytes for map values */
+    char        *delims;            /* recipient_delimiter; "" = no extensions */
 };
 
 struct resolve_walk {
@@ -117,6 +118,7 @@ resolve_open(const struct config *cfg, char *err, size_t errlen)
     r->local_domains = resolve_domains(cfg, "local_domains", &r->nlocal);
     r->relay_domains = resolve_domains(cfg, "relay_domains", &r->nrelay);
     r->val = xmalloc(RESOLVE_VALUE_MAX);
+    r->delims = xstrdup(config_str(cfg, "recipient_delimiter"));
     if (resolve_map(cfg, "virtual_alias_map", &r->virtual_map, err, errlen) == -1
         || resolve_map(cfg, "alias_map", &r->alias_map, err, errlen) == -1
         || resolve_map(cfg, "mailbox_map", &r->mailbox_map, err, errlen) == -1) {
@@ -144,6 +146,7 @@ resolve_close(struct resolve **rp)
     free(r->local_domains);
     free(r->relay_domains);
     free(r->val);
+    free(r->delims);
     free(r);
     *rp = NULL;
 }
@@ -213,6 +216,86 @@ resolve_class_name(enum resolve_class c)
         return "remote";
     }
     return "?";
+}
+
+/* resolve_ext_reserved - is the local part (len bytes) one Postfix never splits? The
+ * names hold delimiter characters people use ('-', 'a'); owner-* and *-request are lists'
+ * addresses when '-' is a delimiter (Postfix's owner_request_special). */
+static int
+resolve_ext_reserved(const char *local, size_t len, const char *delims)
+{
+    static const char *const names[] = { "postmaster", "mailer-daemon" };
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (len == strlen(names[i]) && strncasecmp(local, names[i], len) == 0)
+            return 1;
+    if (strchr(delims, '-') == NULL)
+        return 0;
+    return (len >= 6 && strncasecmp(local, "owner-", 6) == 0)
+           || (len > 8 && strncasecmp(local + len - 8, "-request", 8) == 0);
+}
+
+/* resolve_ext_split - see resolve.h. */
+size_t
+resolve_ext_split(const char *addr, const char *delims)
+{
+    const char *at = strrchr(addr, '@');
+    size_t      len = at != NULL ? (size_t)(at - addr) : strlen(addr), user;
+
+    if (*delims == '\0' || len == 0 || addr[0] == '"'
+        || resolve_ext_reserved(addr, len, delims))
+        return 0;
+    for (user = 0; user < len && strchr(delims, addr[user]) == NULL; user++)
+        continue;
+    /* "+tag" would leave an empty user: Postfix keeps such an address whole. */
+    return user < len ? user : 0;
+}
+
+/* resolve_ext_strip - see resolve.h. */
+char *
+resolve_ext_strip(const char *addr, const char *delims, char **ext)
+{
+    const char *at = strrchr(addr, '@');
+    size_t      user = resolve_ext_split(addr, delims);
+    size_t      len = at != NULL ? (size_t)(at - addr) : strlen(addr);
+
+    if (ext != NULL)
+        *ext = NULL;
+    if (user == 0)
+        return NULL;
+    if (ext != NULL)
+        *ext = xstrndup(addr + user, len - user);
+    return xasprintf("%.*s%s", (int)user, addr, addr + len);
+}
+
+/* resolve_find - look key up in m, then bare (if not NULL). As map_lookup(); *bare_hit = 1
+ * when only bare matched. */
+static int
+resolve_find(struct map *m, const char *key, const char *bare, char *val, size_t vallen,
+             int *bare_hit)
+{
+    int rc = map_lookup(m, key, val, vallen);
+
+    *bare_hit = 0;
+    if (rc == 0 && bare != NULL && (rc = map_lookup(m, bare, val, vallen)) == 1)
+        *bare_hit = 1;
+    return rc;
+}
+
+/* resolve_mailbox_find - see resolve.h. */
+int
+resolve_mailbox_find(struct map *m, const char *addr, const char *delims, char *val,
+                     size_t vallen)
+{
+    const char *at = strrchr(addr, '@');
+    char       *bare = resolve_ext_strip(addr, delims, NULL);
+    int         bare_hit, rc;
+
+    rc = resolve_find(m, addr, bare, val, vallen, &bare_hit);
+    if (rc == 0 && at != NULL && at[1] != '\0')
+        rc = map_lookup(m, at, val, vallen);
+    free(bare);
+    return rc;
 }
 
 /* resolve_list_init - an empty list. */
@@ -300,10 +383,12 @@ resolve_norm(const struct resolve *r, const char *addr, const char **why)
 }
 
 /* resolve_target - turn one map target into a normalised address. cur: the address being
- * expanded (for "@domain" targets). *final = 1 for "\name". NULL if it is not an address. */
+ * expanded (for "@domain" targets, which keep cur's local part, extension and all); ext:
+ * the extension to put on any other target (NULL: none). *final = 1 for "\name". NULL if
+ * it is not an address. */
 static char *
-resolve_target(const struct resolve *r, const char *tok, const char *cur, int *final,
-               const char **why)
+resolve_target(const struct resolve *r, const char *tok, const char *cur, const char *ext,
+               int *final, const char **why)
 {
     const char *at;
     char       *t, *out;
@@ -328,7 +413,14 @@ resolve_target(const struct resolve *r, const char *tok, const char *cur, int *f
         free(t);
         return out;
     }
-    return resolve_norm(r, tok, why);
+    if (ext == NULL)
+        return resolve_norm(r, tok, why);
+    at = strrchr(tok, '@');
+    t = at == NULL ? xasprintf("%s%s", tok, ext)
+                   : xasprintf("%.*s%s%s", (int)(at - tok), tok, ext, at);
+    out = resolve_norm(r, t, why);
+    free(t);
+    return out;
 }
 
 /* resolve_next_token - the next target in a map value: separated by commas or white space
@@ -384,29 +476,51 @@ resolve_local_key(const char *local, size_t len)
     return key;
 }
 
-/* resolve_lookup - the expansion of addr: 1 with *value (allocated) and *map_name set,
- * 0: none, -1: lookup error (err filled in). */
+/* resolve_alias_find - alias_map by addr's local part, then by the local part without its
+ * extension (bare: addr without it, or NULL). As map_lookup(). */
 static int
-resolve_lookup(struct resolve_walk *w, const char *addr, char **value, const char **map_name)
+resolve_alias_find(struct resolve *r, const char *addr, const char *bare)
+{
+    char *key = resolve_local_key(addr, (size_t)(strrchr(addr, '@') - addr));
+    char *bare_key = bare != NULL ? xstrndup(bare, (size_t)(strrchr(bare, '@') - bare)) : NULL;
+    int   bare_hit, rc;
+
+    rc = resolve_find(r->alias_map, key, bare_key, r->val, RESOLVE_VALUE_MAX, &bare_hit);
+    free(key);
+    free(bare_key);
+    return rc;
+}
+
+/* resolve_lookup - the expansion of addr: 1 with *value (allocated), *map_name and *ext (the
+ * extension to propagate, allocated, or NULL) set, 0: none, -1: lookup error (err filled
+ * in). */
+static int
+resolve_lookup(struct resolve_walk *w, const char *addr, char **value, const char **map_name,
+               char **ext)
 {
     struct resolve *r = w->r;
     const char     *at = strrchr(addr, '@');
-    char           *key;
-    int             rc = 0;
+    char           *bare, *e;
+    int             rc = 0, bare_hit = 0;
 
     *value = NULL;
+    *ext = NULL;
+    bare = resolve_ext_strip(addr, r->delims, &e);
     if (r->virtual_map != NULL) {
         *map_name = "virtual_alias_map";
-        rc = map_lookup(r->virtual_map, addr, r->val, RESOLVE_VALUE_MAX);
+        rc = resolve_find(r->virtual_map, addr, bare, r->val, RESOLVE_VALUE_MAX, &bare_hit);
         if (rc == 0)
             rc = map_lookup(r->virtual_map, at, r->val, RESOLVE_VALUE_MAX);
     }
     if (rc == 0 && r->alias_map != NULL && resolve_in(r->local_domains, r->nlocal, at + 1)) {
         *map_name = "alias_map";
-        key = resolve_local_key(addr, (size_t)(at - addr));
-        rc = map_lookup(r->alias_map, key, r->val, RESOLVE_VALUE_MAX);
-        free(key);
+        rc = resolve_alias_find(r, addr, bare);
     }
+    free(bare);
+    if (rc == 1 && bare_hit)
+        *ext = e;
+    else
+        free(e);
     if (rc == -1)
         return resolve_fail(w->err, 451, "4.3.0", "<%s>: Temporary lookup failure",
                             w->original);
@@ -444,11 +558,8 @@ resolve_final(struct resolve_walk *w, const char *addr)
     e->known = 1;
     if (e->cls == RESOLVE_LOCAL) {
         rc = 0;
-        if (w->r->mailbox_map != NULL) {
-            rc = map_lookup(w->r->mailbox_map, addr, val, sizeof(val));
-            if (rc == 0)
-                rc = map_lookup(w->r->mailbox_map, at, val, sizeof(val));
-        }
+        if (w->r->mailbox_map != NULL)
+            rc = resolve_mailbox_find(w->r->mailbox_map, addr, w->r->delims, val, sizeof(val));
         if (rc == -1)
             return resolve_fail(w->err, 451, "4.3.0", "<%s>: Temporary lookup failure",
                                 w->original);
@@ -483,7 +594,7 @@ static int resolve_walk(struct resolve_walk *w, const char *addr, int final);
 
 static int
 resolve_expand(struct resolve_walk *w, const char *addr, const char *lower, const char *value,
-               const char *map_name)
+               const char *map_name, const char *ext)
 {
     const char *p = value, *why = NULL;
     char       *tok, **t = NULL;
@@ -497,7 +608,7 @@ resolve_expand(struct resolve_walk *w, const char *addr, const char *lower, cons
             t = xrealloc(t, cap * sizeof(*t));
             final = xrealloc(final, cap * sizeof(*final));
         }
-        if ((t[n] = resolve_target(w->r, tok, addr, &final[n], &why)) == NULL) {
+        if ((t[n] = resolve_target(w->r, tok, addr, ext, &final[n], &why)) == NULL) {
             log_warnx("resolve: %s: key for <%s>: bad target \"%.200s\": %s", map_name,
                       addr, tok, why);
             rc = resolve_fail(w->err, 451, "4.3.5", "<%s>: Recipient address rejected: "
@@ -535,7 +646,7 @@ resolve_expand(struct resolve_walk *w, const char *addr, const char *lower, cons
 static int
 resolve_walk(struct resolve_walk *w, const char *addr, int final)
 {
-    char       *lower = resolve_lower(addr), *value = NULL;
+    char       *lower = resolve_lower(addr), *value = NULL, *ext = NULL;
     const char *map_name = "";
     int         rc;
 
@@ -566,7 +677,7 @@ resolve_walk(struct resolve_walk *w, const char *addr, int final)
         free(lower);
         return rc;
     }
-    if ((rc = resolve_lookup(w, addr, &value, &map_name)) <= 0) {
+    if ((rc = resolve_lookup(w, addr, &value, &map_name, &ext)) <= 0) {
         if (rc == 0)
             rc = resolve_final(w, addr);
         free(lower);
@@ -578,8 +689,9 @@ resolve_walk(struct resolve_walk *w, const char *addr, int final)
         rc = resolve_fail(w->err, 550, "5.4.6", "<%s>: Recipient address rejected: "
                           "alias nesting too deep", w->original);
     } else {
-        rc = resolve_expand(w, addr, lower, value, map_name);
+        rc = resolve_expand(w, addr, lower, value, map_name, ext);
     }
+    free(ext);
     free(value);
     free(lower);
     return rc;

@@ -7,24 +7,38 @@
  * run it over maps built in a temporary directory.
  *
  * Resolution of one address A (recursive, depth-first, each address expanded once):
- *  1. virtual_alias_map: the key A (lower-cased), else the catch-all key "@domain". The value
- *     is one or more addresses separated by commas or white space, any domain. A target
- *     "@other" replaces the domain and keeps A's local part (`@a.test @b.test`); a bare name
- *     gets "@<first local domain>".
+ *  1. virtual_alias_map: the key A (lower-cased), else A without its extension (see below),
+ *     else the catch-all key "@domain". The value is one or more addresses separated by
+ *     commas or white space, any domain. A target "@other" replaces the domain and keeps A's
+ *     local part (`@a.test @b.test`); a bare name gets "@<first local domain>". When only
+ *     the key without the extension matched, the extension goes on every other target
+ *     (`info@a.test bob@b.test`: info+x@a.test -> bob+x@b.test; Postfix's default
+ *     propagate_unmatched_extensions for virtual).
  *  2. Else, when A's domain is in local_domains: alias_map (built by map_build_aliases()),
- *     keyed by A's local part. Targets as above; a target "\name" is final (not expanded
- *     again, as in aliases(5)).
+ *     keyed by A's local part, else by the local part without its extension (the extension
+ *     is then dropped, as Postfix does for aliases). Targets as above; a target "\name" is
+ *     final (not expanded again, as in aliases(5)).
  *  3. Else A is a final recipient.
  *  A target equal to the address being expanded (ignoring case) is kept as a final recipient
  *  (`alice: alice, bob` delivers to both); a target equal to any other address further up
  *  the chain is a cycle: 550 5.4.6 alias loop, unless that address is among its own targets
  *  (it is then a final recipient already and the walk stops there). Finals are deduplicated
  *  over the whole list (a second RCPT that expands to an address already present adds
- *  nothing).
+ *  nothing). Extensions change none of this: a propagated extension that grows on every
+ *  round (`a: b`, `b: a+z` in virtual) ends at RESOLVE_MAX_DEPTH or RESOLVE_ADDR_MAX.
+ *
+ * Address extensions (recipient_delimiter, empty = off): the local part "user+tag" splits at
+ * the first character that is in the delimiter set into "user" and the extension "+tag"
+ * (delimiter included), as Postfix's split_addr(): never when the local part starts with a
+ * delimiter or has none, is quoted, or is postmaster or MAILER-DAEMON (any case), nor, when
+ * '-' is a delimiter, owner-* or *-request. "user+" splits with the extension "+", "user++x"
+ * with "++x". A final recipient keeps its extension (Delivered-To, logs and DSNs show it);
+ * only the lookups fall back to the address without it.
  *
  * Each final recipient is classified: RESOLVE_LOCAL (domain in local_domains; looked up in
- * mailbox_map by address, then "@domain", as local does), RESOLVE_RELAY_DOMAIN (domain in
- * relay_domains, subdomains included as in Postfix: see resolve_domain_match()),
+ * mailbox_map by address, then without its extension, then "@domain", as local does:
+ * resolve_mailbox_find()), RESOLVE_RELAY_DOMAIN (domain in relay_domains, subdomains
+ * included as in Postfix: see resolve_domain_match()),
  * RESOLVE_REMOTE (anything else: the caller decides whether this client may relay).
  * local_domains match exactly; a domain in both lists is local. Domains are compared
  * without case and returned lower-cased, without a trailing dot; local parts are kept as
@@ -105,6 +119,23 @@ enum resolve_class resolve_domain_class(const struct resolve *, const char *doma
  * Every key that lists domains this way (today relay_domains) goes through here. */
 int                resolve_domain_match(const char *entry, const char *domain);
 const char        *resolve_class_name(enum resolve_class);   /* "local", "relay", "remote" */
+
+/* resolve_ext_split - the length of the user part of addr's local part ("user" of
+ * "user+tag@domain") when it has an extension by the rules above and delims (the
+ * recipient_delimiter set), else 0. */
+size_t resolve_ext_split(const char *addr, const char *delims);
+
+/* resolve_ext_strip - addr without its extension (allocated), and *ext (allocated, may be
+ * NULL) the extension with its delimiter ("+tag"); NULL (and *ext NULL) if it has none. */
+char  *resolve_ext_strip(const char *addr, const char *delims, char **ext);
+
+struct map;
+
+/* resolve_mailbox_find - look a final local recipient up in a mailbox map: addr, addr
+ * without its extension (delims), then "@domain". As map_lookup(): 1 found (value in val),
+ * 0 not found, -1 lookup error. resolve_rcpt() and local use it, so they agree. */
+int    resolve_mailbox_find(struct map *, const char *addr, const char *delims, char *val,
+                            size_t vallen);
 
 void resolve_list_init(struct resolve_list *);
 void resolve_list_free(struct resolve_list *);          /* frees every entry, leaves empty */

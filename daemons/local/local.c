@@ -49,6 +49,7 @@
 #include "log.h"
 #include "map.h"
 #include "priv.h"
+#include "resolve.h"
 
 #define LOCAL_DRAIN_MS      5000     /* at most this long to flush answers when stopping */
 #define LOCAL_MAILBOX_MAX   (PATH_MAX + 1)
@@ -177,13 +178,14 @@ local_priv_leave(void)
         fatal("setresgid 0");
 }
 
-/* local_lookup - the mailbox for rcpt: the address itself, then "@domain". 1: found, 0: not
- * found, -1: map error (res filled in). */
+/* local_lookup - the mailbox for rcpt: the address itself, then without its extension
+ * (recipient_delimiter: user+tag goes to user's mailbox), then "@domain", the order smtpd
+ * checked at RCPT (resolve_mailbox_find). 1: found, 0: not found, -1: map error (res filled
+ * in). */
 static int
 local_lookup(const char *rcpt, char *val, size_t vallen, struct local_result *res)
 {
-    const char *at;
-    int         rc;
+    int rc;
 
     local_map_check();
     if (local.map == NULL) {
@@ -191,9 +193,8 @@ local_lookup(const char *rcpt, char *val, size_t vallen, struct local_result *re
                          local.map_err);
         return -1;
     }
-    rc = map_lookup(local.map, rcpt, val, vallen);
-    if (rc == 0 && (at = strrchr(rcpt, '@')) != NULL && at[1] != '\0')
-        rc = map_lookup(local.map, at, val, vallen);
+    rc = resolve_mailbox_find(local.map, rcpt, config_str(local.cfg, "recipient_delimiter"),
+                              val, vallen);
     if (rc == -1)
         local_result_set(res, IPC_DELIV_TEMP, "4.3.0", "mailbox map lookup failed");
     return rc;

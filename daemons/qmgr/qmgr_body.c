@@ -77,7 +77,8 @@ qmgr_body_fsync_dir(const char *dir)
     return rc;
 }
 
-/* qmgr_body_create - create a new body file. */
+/* qmgr_body_create - create a new body file; read-write, since smtpd's milters read the
+ * message back and may rewrite its header section before the commit. */
 int
 qmgr_body_create(const char *qid)
 {
@@ -85,7 +86,7 @@ qmgr_body_create(const char *qid)
     int  fd;
 
     qmgr_body_path(path, sizeof(path), qid);
-    fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
+    fd = open(path, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd == -1 && errno == ENOENT) {
         snprintf(dir, sizeof(dir), "%.*s", (int)(strrchr(path, '/') - path), path);
         if (mkdir(QMGR_BODY_DIR, 0700) == -1 && errno != EEXIST)
@@ -96,7 +97,7 @@ qmgr_body_create(const char *qid)
             log_warn("mkdir %s", dir);
             return -1;
         }
-        fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
+        fd = open(path, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0600);
     }
     if (fd == -1)
         log_warn("%s: create %s", qid, path);

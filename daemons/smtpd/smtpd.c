@@ -44,6 +44,7 @@
 #include "smtpd_dns.h"
 #include "smtpd_dnsbl.h"
 #include "smtpd_domain.h"
+#include "smtpd_milter.h"
 #include "smtpd_login.h"
 #include "smtpd_anvil.h"
 #include "smtpd_policy.h"
@@ -714,6 +715,8 @@ main(int argc, char **argv)
     }
     smtpd.ev = ev_new();
     if (smtpd_dnsbl_init(err, sizeof(err)) == -1 || smtpd_domain_init(err, sizeof(err)) == -1)
+        fatalx("%s", err);
+    if (smtpd_milter_init(err, sizeof(err)) == -1)   /* resolves inet: names */
         fatalx("%s", err);
     if (smtpd_dns_init(err, sizeof(err)) == -1)   /* reads resolv.conf and hosts */
         fatalx("resolver: %s", err);

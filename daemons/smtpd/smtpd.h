@@ -8,8 +8,9 @@
  * threads that check AUTH passwords, smtpd_stats.c the counters, smtpd_submit.c the
  * identity of local submitters on public/submit (sendmail), smtpd_dnsbl.c the DNS
  * blocklists at connect, smtpd_domain.c reject_unknown_sender_domain and smtpd_login.c
- * smtpd_sender_login_map. All protocol parsing is in libsmtp and all TLS in libtls; this
- * daemon only decides and does I/O.
+ * smtpd_sender_login_map, smtpd_milter.c the milters (smtpd_milters). All protocol
+ * parsing is in libsmtp (and the milter protocol in libcommon/milter) and all TLS in
+ * libtls; this daemon only decides and does I/O.
  * Everything but the password hashing runs on one event loop; a session never blocks
  * except on its own spool file. */
 #ifndef POSTERN_SMTPD_H
@@ -50,6 +51,7 @@
 struct smtpd_session;
 struct smtpd_cmd_wait;
 struct content;
+struct smtpd_milter;
 
 /* What a listener serves (POSTERN_LISTENERS): port 25, 587 or 465 behaviour. */
 enum smtpd_service {
@@ -205,6 +207,8 @@ struct smtpd_session {
     int              hold;             /* the message is committed on hold (IPC_F_HOLD) */
     struct smtpd_cmd_wait *cmd_wait;   /* RCPT or AUTH waiting for anvil (smtpd_cmd.c) */
     struct content  *content;          /* DATA with content rules: the scanner, else NULL */
+    struct smtpd_milter *milter;       /* smtpd_milter.c: this session's milters, or NULL */
+    int              milter_wait;      /* ... a stage is with them: no command is read */
     enum smtpd_state state;
     int              esmtp;            /* EHLO rather than HELO */
     char            *helo;

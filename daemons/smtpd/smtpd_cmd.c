@@ -55,6 +55,7 @@
 #include "smtpd_dnsbl.h"
 #include "smtpd_domain.h"
 #include "smtpd_login.h"
+#include "smtpd_milter.h"
 #include "smtpd_policy.h"
 
 #define SMTPD_AUTH_PLAIN 1            /* struct smtp_auth.mech */
@@ -137,6 +138,7 @@ smtpd_cmd_txn_reset(struct smtpd_session *s)
     free(s->domain_action);
     s->domain_action = NULL;
     content_free(&s->content);
+    smtpd_milter_abort(s);
     if (s->state != SMTPD_ST_CONNECTED)
         s->state = SMTPD_ST_GREETED;
 }
@@ -293,6 +295,9 @@ smtpd_cmd_client_access(struct smtpd_session *s, const char *rcpt)
     return 0;
 }
 
+static void smtpd_cmd_helo_milter(struct smtpd_session *, const struct smtpd_milter_verdict *);
+static void smtpd_cmd_helo_reply(struct smtpd_session *);
+
 /* smtpd_cmd_helo - HELO and EHLO. */
 static void
 smtpd_cmd_helo(struct smtpd_session *s, const struct smtp_cmd *cmd)
@@ -318,7 +323,57 @@ smtpd_cmd_helo(struct smtpd_session *s, const struct smtp_cmd *cmd)
     }
     s->esmtp = esmtp;
     s->state = SMTPD_ST_GREETED;
-    if (!esmtp) {
+    if (smtpd_milter_helo(s, smtpd_cmd_helo_milter) == 1)
+        smtpd_cmd_helo_reply(s);
+}
+
+/* smtpd_cmd_milter_refuse - a milter refused the command: its reply, logged as Postfix
+ * logs milter-reject; 1 if it did (the caller undoes the command). */
+static int
+smtpd_cmd_milter_refuse(struct smtpd_session *s, const char *cmd,
+                        const struct smtpd_milter_verdict *v)
+{
+    char label[SMTPD_CLIENT_LABEL];
+
+    if (v->kind != POLICY_REJECT && v->kind != POLICY_DEFER)
+        return 0;
+    log_info("milter-reject: %s from %s: %d %s %s; from=<%s> milter=%s", cmd,
+             smtpd_cmd_client_label(s, label, sizeof(label)), v->code, v->enh, v->text,
+             s->sender ? s->sender : "", v->who);
+    smtpd_session_reply(s, v->code, v->enh, "%s", v->text);
+    if (v->code >= 500)
+        (void)smtpd_session_error(s);
+    return 1;
+}
+
+/* smtpd_cmd_milter_discard - a milter said DISCARD: the transaction is dropped at its end. */
+static void
+smtpd_cmd_milter_discard(struct smtpd_session *s, const struct smtpd_milter_verdict *v)
+{
+    if (v->kind == POLICY_DISCARD)
+        smtpd_policy_merge(&s->txn_verdict, &s->txn_why, POLICY_DISCARD,
+                           xasprintf("milter %s", v->who));
+}
+
+/* smtpd_cmd_helo_milter - the milters' verdict on HELO/EHLO; then read on. */
+static void
+smtpd_cmd_helo_milter(struct smtpd_session *s, const struct smtpd_milter_verdict *v)
+{
+    if (smtpd_cmd_milter_refuse(s, s->esmtp ? "EHLO" : "HELO", v)) {
+        smtpd_cmd_helo_forget(s);
+        s->esmtp = 0;
+        s->state = SMTPD_ST_CONNECTED;
+    } else {
+        smtpd_cmd_helo_reply(s);
+    }
+    smtpd_session_resume(s);
+}
+
+/* smtpd_cmd_helo_reply - HELO/EHLO accepted: 250, with the extensions for EHLO. */
+static void
+smtpd_cmd_helo_reply(struct smtpd_session *s)
+{
+    if (!s->esmtp) {
         smtp_reply(&s->out, 250, NULL, "%s", smtpd.hostname);
         return;
     }
@@ -347,12 +402,33 @@ smtpd_cmd_has_params(const char *s, size_t len)
     return 0;
 }
 
-/* smtpd_cmd_mail_open - MAIL is accepted: the transaction is open. */
+/* smtpd_cmd_mail_accept - MAIL is accepted: the transaction is open. */
 static void
-smtpd_cmd_mail_open(struct smtpd_session *s)
+smtpd_cmd_mail_accept(struct smtpd_session *s)
 {
     s->state = SMTPD_ST_MAIL;
     smtpd_session_reply(s, 250, "2.1.0", "Ok");
+}
+
+/* smtpd_cmd_mail_milter - the milters' verdict on MAIL; then read on. */
+static void
+smtpd_cmd_mail_milter(struct smtpd_session *s, const struct smtpd_milter_verdict *v)
+{
+    if (smtpd_cmd_milter_refuse(s, "MAIL", v)) {
+        smtpd_cmd_txn_reset(s);
+    } else {
+        smtpd_cmd_milter_discard(s, v);
+        smtpd_cmd_mail_accept(s);
+    }
+    smtpd_session_resume(s);
+}
+
+/* smtpd_cmd_mail_open - the access checks and anvil agree: the milters have the last word. */
+static void
+smtpd_cmd_mail_open(struct smtpd_session *s)
+{
+    if (smtpd_milter_mail(s, smtpd_cmd_mail_milter) == 1)
+        smtpd_cmd_mail_accept(s);
 }
 
 /* smtpd_cmd_mail_anvil - anvil's answer to a MAIL: open the transaction, or forget it
@@ -585,22 +661,56 @@ smtpd_cmd_rcpt_add(struct smtpd_session *s, const struct smtp_rcpt_params *rp,
     smtpd_session_reply(s, 250, "2.1.5", "Ok");
 }
 
+/* smtpd_cmd_rcpt_finish - add the recipients kept in s->cmd_wait. */
+static void
+smtpd_cmd_rcpt_finish(struct smtpd_session *s)
+{
+    struct smtpd_cmd_wait *w = s->cmd_wait;
+
+    smtpd_cmd_rcpt_add(s, &w->rp, &w->l, w->verdict, w->why);
+    w->why = NULL;
+    smtpd_cmd_wait_free(&s->cmd_wait);
+}
+
+/* smtpd_cmd_rcpt_milter - the milters' verdict on the RCPT kept in s->cmd_wait. */
+static void
+smtpd_cmd_rcpt_milter(struct smtpd_session *s, const struct smtpd_milter_verdict *v)
+{
+    if (s->cmd_wait != NULL) {
+        if (smtpd_cmd_milter_refuse(s, "RCPT", v)) {
+            smtpd.stats.recipients_rejected++;
+            smtpd_cmd_wait_free(&s->cmd_wait);
+        } else {
+            smtpd_cmd_milter_discard(s, v);
+            smtpd_cmd_rcpt_finish(s);
+        }
+    }
+    smtpd_session_resume(s);
+}
+
+/* smtpd_cmd_rcpt_ask_milters - anvil agrees: the milters see the recipient, as given. */
+static void
+smtpd_cmd_rcpt_ask_milters(struct smtpd_session *s)
+{
+    struct resolve_list *l = &s->cmd_wait->l;
+
+    if (smtpd_milter_rcpt(s, l->n > 0 ? l->rcpt[0].original : "", smtpd_cmd_rcpt_milter) == 1)
+        smtpd_cmd_rcpt_finish(s);
+}
+
 /* smtpd_cmd_rcpt_anvil - anvil's answer to a RCPT: add the recipients kept in
  * s->cmd_wait, or refuse with anvil's 450 (recipient rate); then read on. */
 static void
 smtpd_cmd_rcpt_anvil(struct smtpd_session *s, int allowed, int code, const char *enh,
                      const char *text)
 {
-    struct smtpd_cmd_wait *w = s->cmd_wait;
-
-    if (w != NULL) {
+    if (s->cmd_wait != NULL) {
         if (allowed) {
-            smtpd_cmd_rcpt_add(s, &w->rp, &w->l, w->verdict, w->why);
-            w->why = NULL;
+            smtpd_cmd_rcpt_ask_milters(s);
         } else {
             smtpd_cmd_rcpt_fail(s, code, enh, text);
+            smtpd_cmd_wait_free(&s->cmd_wait);
         }
-        smtpd_cmd_wait_free(&s->cmd_wait);
     }
     smtpd_session_resume(s);
 }
@@ -694,20 +804,29 @@ smtpd_cmd_rcpt(struct smtpd_session *s, const struct smtp_cmd *cmd)
     if (resolve_rcpt(smtpd.resolve, path.addr, &l, &rerr) == -1) {
         smtpd_cmd_rcpt_fail(s, rerr.code, rerr.enh, rerr.text);
     } else if (smtpd_cmd_rcpt_room(s, &l)) {
-        if (smtpd_anvil_check(s, SMTPD_ANVIL_RCPT, smtpd_cmd_rcpt_anvil) == 0) {
-            /* anvil answers later: keep what adding the recipients needs */
-            s->cmd_wait = xcalloc(1, sizeof(*s->cmd_wait));
-            s->cmd_wait->rp = rp;
-            s->cmd_wait->l = l;       /* taken over */
-            s->cmd_wait->verdict = verdict;
-            s->cmd_wait->why = why;
-            return;
-        }
-        smtpd_cmd_rcpt_add(s, &rp, &l, verdict, why);
-        why = NULL;
+        /* anvil and the milters may answer later: keep what adding the recipients needs */
+        s->cmd_wait = xcalloc(1, sizeof(*s->cmd_wait));
+        s->cmd_wait->rp = rp;
+        s->cmd_wait->l = l;           /* taken over */
+        s->cmd_wait->verdict = verdict;
+        s->cmd_wait->why = why;
+        if (smtpd_anvil_check(s, SMTPD_ANVIL_RCPT, smtpd_cmd_rcpt_anvil) == 1)
+            smtpd_cmd_rcpt_ask_milters(s);
+        return;
     }
     free(why);
     resolve_list_free(&l);
+}
+
+/* smtpd_cmd_data_milter - the milters' verdict on DATA; then read on. */
+static void
+smtpd_cmd_data_milter(struct smtpd_session *s, const struct smtpd_milter_verdict *v)
+{
+    if (!smtpd_cmd_milter_refuse(s, "DATA", v)) {
+        smtpd_cmd_milter_discard(s, v);
+        smtpd_data_begin(s);
+    }
+    smtpd_session_resume(s);
 }
 
 /* smtpd_cmd_data - DATA: hand over to smtpd_data once the order is right. */
@@ -732,7 +851,8 @@ smtpd_cmd_data(struct smtpd_session *s, const struct smtp_cmd *cmd)
         smtpd_cmd_txn_reset(s);
         return;
     }
-    smtpd_data_begin(s);
+    if (smtpd_milter_data(s, smtpd_cmd_data_milter) == 1)
+        smtpd_data_begin(s);
 }
 
 /* smtpd_cmd_starttls - STARTTLS (RFC 3207): 220, then smtpd_session throws away what was

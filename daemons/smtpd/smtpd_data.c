@@ -40,6 +40,7 @@
 #include "mailhdr.h"
 #include "smtp_reply.h"
 #include "smtpd.h"
+#include "smtpd_milter.h"
 #include "smtpd_policy.h"
 
 #define SMTPD_DATA_LABEL 340          /* "name[addr]" */
@@ -454,6 +455,33 @@ smtpd_data_commit(struct smtpd_session *s)
     s->state = SMTPD_ST_WAIT_QUEUED;
 }
 
+/* smtpd_data_milter_done - the milters' verdict on the stored message (their changes are
+ * in the file and the envelope already): refuse, discard, or commit (on hold after a
+ * quarantine); then read on. */
+static void
+smtpd_data_milter_done(struct smtpd_session *s, const struct smtpd_milter_verdict *v)
+{
+    struct policy_action a;
+
+    if (s->qid[0] == '\0' || smtpd.qmgr == NULL) {
+        smtpd_data_close_fd(s);       /* qmgr went away while the milters read */
+        smtpd_data_fail(s, "queue manager unavailable, try again later");
+    } else if (v->kind == POLICY_REJECT || v->kind == POLICY_DEFER) {
+        memset(&a, 0, sizeof(a));
+        a.kind = v->kind;
+        a.code = v->code;
+        snprintf(a.enh, sizeof(a.enh), "%s", v->enh);
+        snprintf(a.text, sizeof(a.text), "%s", v->text);
+        snprintf(a.where, sizeof(a.where), "milter %s", v->who);
+        smtpd_data_refuse(s, &a);
+    } else if (v->kind == POLICY_DISCARD) {
+        smtpd_data_discard(s, v->who[0] ? v->who : "milter");
+    } else {
+        smtpd_data_commit(s);
+    }
+    smtpd_session_resume(s);
+}
+
 /* smtpd_data_end - the client sent <CR><LF>.<CR><LF>. */
 static void
 smtpd_data_end(struct smtpd_session *s)
@@ -496,7 +524,8 @@ smtpd_data_end(struct smtpd_session *s)
         smtpd_data_fail(s, "queue file write error");
         return;
     }
-    smtpd_data_commit(s);
+    if (smtpd_milter_eom(s, smtpd_data_milter_done) == 1)
+        smtpd_data_commit(s);
 }
 
 /* smtpd_data_feed_content - scan the buffered client bytes into the scratch buffer and

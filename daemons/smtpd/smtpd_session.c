@@ -58,6 +58,7 @@
 #include "smtpd_dns.h"
 #include "smtpd_dnsbl.h"
 #include "smtpd_domain.h"
+#include "smtpd_milter.h"
 #include "smtpd_policy.h"
 
 #define SMTPD_HASH_SIZE 4096
@@ -313,7 +314,8 @@ smtpd_session_idle_timer(void *arg)
     s->idle_timer = 0;
     if (s->state == SMTPD_ST_WAIT_OPEN || s->state == SMTPD_ST_WAIT_QUEUED
         || s->state == SMTPD_ST_AUTH_CHECKING || s->auth_timer != 0
-        || s->greeting_pending || s->anvil_req != 0 || s->domain != NULL) {
+        || s->greeting_pending || s->anvil_req != 0 || s->domain != NULL
+        || s->milter_wait) {
         /* we are the ones waiting (the greeting is bounded by the DNS timeout and the
          * pause, every wait by smtpd_session_timeout) */
         s->last_active = now;
@@ -624,6 +626,17 @@ smtpd_session_pregreet(struct smtpd_session *s)
     smtpd_session_hang_up(s, "pregreet");
 }
 
+/* smtpd_session_milter_done - the milters have seen the connection; a refusal is kept by
+ * smtpd_milter for every transaction (Postfix's behaviour), so the client is greeted. */
+static void
+smtpd_session_milter_done(struct smtpd_session *s, const struct smtpd_milter_verdict *v)
+{
+    if (v->kind == POLICY_REJECT || v->kind == POLICY_DEFER)
+        log_info("milter-reject: CONNECT from %s[%s]: %d %s %s; milter=%s", s->client_name,
+                 s->addr, v->code, v->enh, v->text, v->who);
+    smtpd_session_resume(s);
+}
+
 /* smtpd_session_greet - the connect phase is over: refuse or greet, then take the input
  * that waited. */
 static void
@@ -648,8 +661,11 @@ smtpd_session_greet(struct smtpd_session *s)
         rc = smtpd_session_client_check(s);
     if (rc == -1)
         return;
-    if (rc == 0)
+    if (rc == 0) {
         smtp_reply(&s->out, 220, NULL, "%s", smtpd.banner);
+        /* commands wait (s->milter_wait) until the milters have seen the client */
+        (void)smtpd_milter_connect(s, smtpd_session_milter_done);
+    }
     smtpd_session_process(s);
 }
 
@@ -884,6 +900,7 @@ smtpd_session_close(struct smtpd_session *s, const char *why)
     smtpd_dns_forget(s);
     smtpd_dnsbl_forget(s);
     smtpd_domain_forget(s);
+    smtpd_milter_end(s);
     smtpd_anvil_disconnect(s);
     free(s->client_action);
     s->client_action = NULL;
@@ -988,7 +1005,7 @@ smtpd_session_process(struct smtpd_session *s)
         if (s->state == SMTPD_ST_WAIT_OPEN || s->state == SMTPD_ST_WAIT_QUEUED
             || s->state == SMTPD_ST_AUTH_CHECKING || s->auth_timer != 0
             || s->tls_phase == SMTPD_TLS_HANDSHAKE || s->greeting_pending
-            || s->anvil_req != 0 || s->domain != NULL)
+            || s->anvil_req != 0 || s->domain != NULL || s->milter_wait)
             break;
         if (s->state == SMTPD_ST_DATA) {
             if (s->in.len == 0)
@@ -1044,7 +1061,8 @@ smtpd_session_process(struct smtpd_session *s)
     }
     if (s->read_eof && !s->closing && s->state != SMTPD_ST_WAIT_QUEUED
         && s->state != SMTPD_ST_WAIT_OPEN && s->state != SMTPD_ST_AUTH_CHECKING
-        && !s->greeting_pending && s->anvil_req == 0 && s->domain == NULL) {
+        && !s->greeting_pending && s->anvil_req == 0 && s->domain == NULL
+        && !s->milter_wait) {
         /* the client is gone and everything it sent is done (a password check still
          * answers first: the client may only have shut down its side) */
         smtpd_session_flush(s);

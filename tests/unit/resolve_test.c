@@ -176,12 +176,14 @@ resolve_test_has(const struct resolve_list *l, const char *address)
 
 /* Table: one address, the finals it must resolve to ("addr/class/known" joined by spaces,
  * in order), or the reply code and enhanced status it must fail with. */
-static const struct {
+struct resolve_test_case {
     const char *address;
     const char *finals;         /* NULL: must fail */
     int         code;
     const char *enh;
-} resolve_test_cases[] = {
+};
+
+static const struct resolve_test_case resolve_test_cases[] = {
     /* plain addresses and classes */
     { "alice@a.test", "alice@a.test/local/1", 0, NULL },
     { "Alice@A.TEST", "Alice@a.test/local/1", 0, NULL },        /* local part as given */
@@ -213,6 +215,8 @@ static const struct {
     { "staff@a.test", "alice@a.test/local/1 bob@a.test/local/1", 0, NULL },  /* -> virtual */
     { "me@a.test", "alice@a.test/local/1 bob@a.test/local/1", 0, NULL },
     { "\"quoted name\"@a.test", "bob@a.test/local/1", 0, NULL },
+    /* no recipient_delimiter: an extension is part of the name */
+    { "alice+tag@a.test", NULL, 550, "5.1.1" },
     /* malformed */
     { "", NULL, 553, "5.1.3" },
     { "@a.test", NULL, 553, "5.1.3" },
@@ -234,49 +238,170 @@ resolve_test_format(const struct resolve_list *l, char *out, size_t outlen)
                                 l->rcpt[i].known);
 }
 
-/* test_resolve_table - every address in the table resolves as written, one list each. */
+/* resolve_test_run - resolve every case of a table with r and check the result. */
 static void
-test_resolve_table(void)
+resolve_test_run(struct resolve *r, const struct resolve_test_case *cases, size_t n)
 {
-    struct config      *cfg;
-    struct resolve     *r = resolve_test_std(&cfg);
     struct resolve_list l;
     struct resolve_err  err;
     char                got[2048];
 
-    CHECK(r != NULL);
-    if (r == NULL) {
-        resolve_test_close(&r, &cfg, NULL);
-        return;
-    }
-    for (size_t i = 0; i < sizeof(resolve_test_cases) / sizeof(resolve_test_cases[0]); i++) {
+    for (size_t i = 0; i < n; i++) {
         int rc;
 
         resolve_list_init(&l);
-        rc = resolve_rcpt(r, resolve_test_cases[i].address, &l, &err);
-        if (resolve_test_cases[i].finals != NULL) {
+        rc = resolve_rcpt(r, cases[i].address, &l, &err);
+        if (cases[i].finals != NULL) {
             resolve_test_format(&l, got, sizeof(got));
             if (rc != 0)
-                fprintf(stderr, "  <%s>: %d %s %s\n", resolve_test_cases[i].address,
-                        err.code, err.enh, err.text);
+                fprintf(stderr, "  <%s>: %d %s %s\n", cases[i].address, err.code, err.enh,
+                        err.text);
             CHECK(rc == 0);
-            CHECK_STR(got, resolve_test_cases[i].finals);
+            CHECK_STR(got, cases[i].finals);
             for (size_t j = 0; j < l.n; j++) {
-                CHECK_STR(l.rcpt[j].original, resolve_test_cases[i].address);
+                CHECK_STR(l.rcpt[j].original, cases[i].address);
                 CHECK(l.rcpt[j].domain == strrchr(l.rcpt[j].address, '@') + 1);
             }
         } else {
-            if (rc != -1 || err.code != resolve_test_cases[i].code)
-                fprintf(stderr, "  <%s>: rc %d, got %d %s %s\n",
-                        resolve_test_cases[i].address, rc, err.code, err.enh, err.text);
+            if (rc != -1 || err.code != cases[i].code)
+                fprintf(stderr, "  <%s>: rc %d, got %d %s %s\n", cases[i].address, rc,
+                        err.code, err.enh, err.text);
             CHECK(rc == -1);
-            CHECK(err.code == resolve_test_cases[i].code);
-            CHECK_STR(err.enh, resolve_test_cases[i].enh);
+            CHECK(err.code == cases[i].code);
+            CHECK_STR(err.enh, cases[i].enh);
             CHECK(l.n == 0);
         }
         resolve_list_free(&l);
     }
+}
+
+/* test_resolve_table - every address in the table resolves as written, one list each. */
+static void
+test_resolve_table(void)
+{
+    struct config  *cfg;
+    struct resolve *r = resolve_test_std(&cfg);
+
+    CHECK(r != NULL);
+    if (r != NULL)
+        resolve_test_run(r, resolve_test_cases,
+                         sizeof(resolve_test_cases) / sizeof(resolve_test_cases[0]));
     resolve_test_close(&r, &cfg, NULL);
+}
+
+/* Address extensions: the standard maps plus keys that only match with or without one. */
+static const char resolve_test_ext_virtual[] =
+    "info@a.test alice@a.test, bob@c.test\n"
+    "info+exact@a.test carol@a2.test\n"
+    "@catch.test alice@a.test\n"
+    "@old.test @a.test\n"
+    "self@a.test self@a.test, bob@a.test\n"
+    "loop1@a.test loop2@a.test\n"
+    "loop2@a.test loop1@a.test\n"
+    "grow1@a.test grow2@a.test\n"
+    "grow2@a.test grow1+z@a.test\n";
+
+static const char resolve_test_ext_aliases[] =
+    "sales: bob\n"
+    "postmaster: alice\n"
+    "owner-list: bob\n"
+    "list: alice\n";
+
+static const struct resolve_test_case resolve_test_ext_cases[] = {
+    /* finals keep the extension; mailbox_map matched without it */
+    { "alice+tag@a.test", "alice+tag@a.test/local/1", 0, NULL },
+    { "Alice+Tag@A.TEST", "Alice+Tag@a.test/local/1", 0, NULL },
+    { "alice-tag@a.test", "alice-tag@a.test/local/1", 0, NULL },    /* either delimiter */
+    { "alice++x@a.test", "alice++x@a.test/local/1", 0, NULL },      /* split at the first */
+    { "alice+@a.test", "alice+@a.test/local/1", 0, NULL },          /* as Postfix: "+" */
+    { "+alice@a.test", NULL, 550, "5.1.1" },                        /* empty user: whole */
+    { "nosuch+tag@a.test", NULL, 550, "5.1.1" },
+    { "anyone+x@a2.test", "anyone+x@a2.test/local/1", 0, NULL },    /* then @domain */
+    /* virtual: full key first, then without the extension (propagated), then @domain */
+    { "info+x@a.test", "alice+x@a.test/local/1 bob+x@c.test/remote/1", 0, NULL },
+    { "info+exact@a.test", "carol@a2.test/local/1", 0, NULL },
+    { "who+x@catch.test", "alice@a.test/local/1", 0, NULL },        /* catch-all: as is */
+    { "alice+x@old.test", "alice+x@a.test/local/1", 0, NULL },
+    { "self+x@a.test", "self+x@a.test/local/0 bob+x@a.test/local/1", 0, NULL },
+    { "loop1+x@a.test", NULL, 550, "5.4.6" },
+    { "grow1+x@a.test", NULL, 550, "5.4.6" },                       /* bounded by depth */
+    /* aliases: the local part, then without the extension (not propagated) */
+    { "sales+x@a.test", "bob@a.test/local/1", 0, NULL },
+    { "SALES-x@a2.test", "bob@a.test/local/1", 0, NULL },
+    { "postmaster+x@a.test", "alice@a.test/local/1", 0, NULL },
+    { "owner-list@a.test", "bob@a.test/local/1", 0, NULL },         /* never split */
+    { "list-request@a.test", NULL, 550, "5.1.1" },                  /* never split */
+    { "list+x@a.test", "alice@a.test/local/1", 0, NULL },
+};
+
+/* test_resolve_ext_table - recipient_delimiter = +-: lookup order, propagation, loops. */
+static void
+test_resolve_ext_table(void)
+{
+    struct config  *cfg;
+    struct resolve *r;
+    char            conf[1024];
+
+    snprintf(conf, sizeof(conf), "%srecipient_delimiter = +-\n", resolve_test_conf);
+    r = resolve_test_open(conf, resolve_test_ext_virtual, resolve_test_ext_aliases,
+                          resolve_test_mailboxes, &cfg);
+    CHECK(r != NULL);
+    if (r != NULL)
+        resolve_test_run(r, resolve_test_ext_cases,
+                         sizeof(resolve_test_ext_cases) / sizeof(resolve_test_ext_cases[0]));
+    resolve_test_close(&r, &cfg, NULL);
+}
+
+/* Where extensions split: address, recipient_delimiter, the length of the user part (0:
+ * not split). */
+static const struct {
+    const char *address;
+    const char *delims;
+    size_t      user;
+} resolve_test_splits[] = {
+    { "user+tag@x.test", "+", 4 },
+    { "user+tag@x.test", "", 0 },
+    { "user+tag@x.test", "-", 0 },
+    { "us-er+tag@x.test", "+-", 2 },            /* the first of the set */
+    { "user++x@x.test", "+", 4 },
+    { "user+@x.test", "+", 4 },                 /* Postfix splits this one ("+") */
+    { "+user@x.test", "+", 0 },                 /* empty user: never */
+    { "\"u+v\"@x.test", "+", 0 },               /* quoted: never */
+    { "a+b@c+d.test", "+", 1 },                 /* the local part only */
+    { "user@x+y.test", "+", 0 },
+    { "PostMaster@x.test", "a", 0 },            /* reserved names, any case */
+    { "MAILER-DAEMON@x.test", "-", 0 },
+    { "owner-x+y@x.test", "+-", 0 },            /* '-' in the set: owner-*, *-request */
+    { "owner-x+y@x.test", "+", 7 },
+    { "x-Request@x.test", "-", 0 },
+    { "-request@x.test", "-", 0 },
+};
+
+/* test_resolve_ext_split - where extensions split, and the names never split. */
+static void
+test_resolve_ext_split(void)
+{
+    char *ext = NULL, *bare;
+
+    for (size_t i = 0; i < sizeof(resolve_test_splits) / sizeof(resolve_test_splits[0]); i++) {
+        size_t got = resolve_ext_split(resolve_test_splits[i].address,
+                                       resolve_test_splits[i].delims);
+
+        if (got != resolve_test_splits[i].user)
+            fprintf(stderr, "  <%s> with \"%s\": %zu\n", resolve_test_splits[i].address,
+                    resolve_test_splits[i].delims, got);
+        CHECK(got == resolve_test_splits[i].user);
+    }
+    bare = resolve_ext_strip("Bob+Tag@x.test", "+", &ext);
+    CHECK_STR(bare, "Bob@x.test");
+    CHECK_STR(ext, "+Tag");
+    free(bare);
+    free(ext);
+    bare = resolve_ext_strip("bob@x.test", "+", &ext);
+    CHECK(bare == NULL && ext == NULL);
+    bare = resolve_ext_strip("bob+", "+", NULL);
+    CHECK_STR(bare, "bob");
+    free(bare);
 }
 
 /* test_resolve_self_expansion - an address that expands to itself is kept as final. */
@@ -664,6 +789,8 @@ main(void)
     log_init("resolve_test", 1);
     log_set_level(LOG_LVL_ERR);
     TEST_RUN(test_resolve_table);
+    TEST_RUN(test_resolve_ext_table);
+    TEST_RUN(test_resolve_ext_split);
     TEST_RUN(test_resolve_self_expansion);
     TEST_RUN(test_resolve_loop);
     TEST_RUN(test_resolve_alias_loop);
