@@ -49,9 +49,6 @@ int         postern_cmd_map(struct postern_ctx *, int argc, char **argv);
 
 struct policy_tables;
 struct rules;
-/* The access settings in stage order (enum policy_stage): smtpd_client_access, ... */
-#define POSTERN_ACCESS_STAGES 4
-extern const char *const postern_access_keys[POSTERN_ACCESS_STAGES];
 /* postern_spec_split - a table spec's type ("hash", "cidr", "pcre"; a bare path is "hash")
  * and, in *path, where its path starts. */
 const char *postern_spec_split(const char *spec, const char **path);

@@ -126,8 +126,8 @@ postern_check_access(const struct config *cfg)
     char                  err[1024];
     int                   rc = 0;
 
-    for (size_t i = 0; i < POSTERN_ACCESS_STAGES; i++) {
-        const char *key = postern_access_keys[i];
+    for (int i = 0; i < POLICY_STAGES; i++) {
+        const char *key = policy_stage_key((enum policy_stage)i);
 
         /* map_open() would log its own staleness warning; ours names the command to run. */
         log_set_level(LOG_LVL_ERR);

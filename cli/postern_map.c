@@ -26,13 +26,6 @@
 
 #define POSTERN_SUBJECT_SHOWN 100      /* octets of a matched header or line printed */
 
-const char *const postern_access_keys[POSTERN_ACCESS_STAGES] = {
-    [POLICY_CLIENT] = "smtpd_client_access",
-    [POLICY_HELO] = "smtpd_helo_access",
-    [POLICY_SENDER] = "smtpd_sender_access",
-    [POLICY_RECIPIENT] = "smtpd_recipient_access",
-};
-
 /* postern_spec_split - the type of a table spec and where its path starts: `hash:`,
  * `cidr:` or `pcre:`, or a bare path (a hash map). */
 const char *
@@ -335,7 +328,7 @@ postern_test_stage(const struct config *cfg, enum policy_stage stage, const char
 {
     struct policy_tables *t;
     struct policy_action  a;
-    const char           *setting = postern_access_keys[stage];
+    const char           *setting = policy_stage_key(stage);
 
     if ((t = postern_access_open(cfg, setting)) == NULL)
         return -1;

@@ -110,6 +110,19 @@ policy_stage_name(enum policy_stage s)
     return "unknown";
 }
 
+/* policy_stage_key - see policy.h. */
+const char *
+policy_stage_key(enum policy_stage s)
+{
+    switch (s) {
+    case POLICY_CLIENT: return "smtpd_client_access";
+    case POLICY_HELO: return "smtpd_helo_access";
+    case POLICY_SENDER: return "smtpd_sender_access";
+    case POLICY_RECIPIENT: return "smtpd_recipient_access";
+    }
+    return "unknown";
+}
+
 /* policy_skip_ws - past spaces and tabs. */
 static const char *
 policy_skip_ws(const char *p)

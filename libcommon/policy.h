@@ -91,7 +91,11 @@ enum policy_stage {
     POLICY_SENDER,
     POLICY_RECIPIENT,
 };
+#define POLICY_STAGES 4
 const char *policy_stage_name(enum policy_stage);   /* "client", "helo", ... */
+/* policy_stage_key - the setting that names a stage's tables ("smtpd_client_access"...):
+ * smtpd, `postern check`, `postern map test` and master's file watch all read it here. */
+const char *policy_stage_key(enum policy_stage);
 
 struct policy_tables;
 

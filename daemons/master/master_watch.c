@@ -134,15 +134,14 @@ master_watch_list(struct master_watch *w, const struct config *cfg)
     static const char *const tls[] = {
         "smtpd_tls_cert_file", "smtpd_tls_key_file", "smtpd_tls_client_ca_file"
     };
-    static const char *const tables[] = {
-        "smtpd_client_access", "smtpd_helo_access", "smtpd_sender_access",
-        "smtpd_recipient_access", "header_checks", "mime_header_checks", "body_checks"
-    };
+    static const char *const rules[] = { "header_checks", "mime_header_checks", "body_checks" };
 
     for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++)
         master_watch_key(w, cfg, maps[i], 1, SMTPD);
-    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
-        master_watch_tables(w, cfg, tables[i]);
+    for (int i = 0; i < POLICY_STAGES; i++)
+        master_watch_tables(w, cfg, policy_stage_key((enum policy_stage)i));
+    for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
+        master_watch_tables(w, cfg, rules[i]);
     for (size_t i = 0; i < sizeof(tls) / sizeof(tls[0]); i++)
         master_watch_key(w, cfg, tls[i], 0, SMTPD);
     master_watch_sni(w, cfg);

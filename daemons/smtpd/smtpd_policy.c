@@ -29,13 +29,7 @@
 #define SMTPD_POLICY_WHAT  700         /* "<a@b.example>: Sender address" */
 #define SMTPD_POLICY_TAIL  1400        /* "; from=<..> to=<..> proto=.. helo=<..>" */
 
-static const char *const smtpd_policy_keys[] = {
-    [POLICY_CLIENT] = "smtpd_client_access",
-    [POLICY_HELO] = "smtpd_helo_access",
-    [POLICY_SENDER] = "smtpd_sender_access",
-    [POLICY_RECIPIENT] = "smtpd_recipient_access",
-};
-#define SMTPD_POLICY_NSTAGES (sizeof(smtpd_policy_keys) / sizeof(smtpd_policy_keys[0]))
+#define SMTPD_POLICY_NSTAGES POLICY_STAGES
 
 static struct policy_tables *smtpd_policy_tables[SMTPD_POLICY_NSTAGES];
 static struct content_rules  smtpd_policy_rules;
@@ -87,12 +81,12 @@ smtpd_policy_init(char *err, size_t errlen)
 
     smtpd.delay_reject = config_bool(cfg, "smtpd_delay_reject");
     for (i = 0; i < SMTPD_POLICY_NSTAGES; i++) {
-        char *const *specs = config_list(cfg, smtpd_policy_keys[i], &n);
+        char *const *specs = config_list(cfg, policy_stage_key((enum policy_stage)i), &n);
 
         smtpd_policy_tables[i] = policy_tables_open(specs, n, config_dir(cfg), match_limit,
                                                     null_key, e, sizeof(e));
         if (smtpd_policy_tables[i] == NULL) {
-            snprintf(err, errlen, "%s: %s", smtpd_policy_keys[i], e);
+            snprintf(err, errlen, "%s: %s", policy_stage_key((enum policy_stage)i), e);
             smtpd_policy_free();
             return -1;
         }
