@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "content.h"
+
 #define POSTERN_PID_FILE  "pid/master.pid"
 
 /* What every command gets: the configuration directory chosen by -c/$POSTERN_CONFIG. */
@@ -62,7 +64,7 @@ struct rules *postern_rules_open(const char *what, const char *spec, const char 
                                  uint32_t match_limit);
 /* postern_rules_setting - the content rule file a setting (header_checks, ...) names, at
  * most one: 0 with *out NULL if none; -1 with the error printed. */
-int         postern_rules_setting(const struct config *, const char *key, struct rules **out);
+int         postern_rules_setting(const struct config *, enum content_set, struct rules **out);
 
 /* postern_passwd.c */
 int         postern_cmd_passwd(struct postern_ctx *, int argc, char **argv);

@@ -152,12 +152,11 @@ postern_check_access(const struct config *cfg)
 static int
 postern_check_content(const struct config *cfg)
 {
-    static const char *const keys[] = { "header_checks", "mime_header_checks", "body_checks" };
-    struct rules            *r;
-    int                      rc = 0;
+    struct rules *r;
+    int           rc = 0;
 
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-        if (postern_rules_setting(cfg, keys[i], &r) == -1)
+    for (int i = 0; i < CONTENT_SETS; i++) {
+        if (postern_rules_setting(cfg, (enum content_set)i, &r) == -1)
             rc = -1;
         else if (r != NULL)
             rules_free(&r);

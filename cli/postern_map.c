@@ -93,27 +93,16 @@ postern_rules_value(void *arg, const struct rules_hit *hit)
     return 1;
 }
 
-/* postern_rules_open - load a content rule file from its spec (`pcre:PATH`, relative to
- * confdir) and check that every value is a content action. what names the setting or
- * option for the error. NULL with the error printed. */
-struct rules *
-postern_rules_open(const char *what, const char *spec, const char *confdir,
-                   uint32_t match_limit)
+/* postern_rules_load - load a content rule file and check that every value is a content
+ * action; what names the setting or option for the error. NULL with the error printed. */
+static struct rules *
+postern_rules_load(const char *what, const char *path, uint32_t match_limit)
 {
     struct postern_rules_check chk;
     struct rules              *r;
-    const char                *path;
-    char                      *abs, err[1024];
+    char                       err[1024];
 
-    if (strcmp(postern_spec_split(spec, &path), "pcre") != 0 || *path == '\0') {
-        fprintf(stderr, "postern: %s: \"%s\" is not pcre:/path (content rules are PCRE2 "
-                "tables)\n", what, spec);
-        return NULL;
-    }
-    abs = path[0] == '/' ? xstrdup(path) : xasprintf("%s/%s", confdir, path);
-    r = rules_load(abs, match_limit, err, sizeof(err));
-    free(abs);
-    if (r == NULL) {
+    if ((r = rules_load(path, match_limit, err, sizeof(err))) == NULL) {
         fprintf(stderr, "postern: %s: %s\n", what, err);
         return NULL;
     }
@@ -123,28 +112,47 @@ postern_rules_open(const char *what, const char *spec, const char *confdir,
     if (rules_walk(r, postern_rules_value, &chk) != 0) {
         fprintf(stderr, "postern: %s: %s\n", what, err);
         rules_free(&r);
-        return NULL;
     }
     return r;
 }
 
-/* postern_rules_setting - the rule file a content setting names (at most one). 0 with
- * *out NULL if the setting is empty; -1 printed. */
-int
-postern_rules_setting(const struct config *cfg, const char *key, struct rules **out)
+/* postern_rules_open - a content rule file from its spec (`pcre:PATH`, relative to
+ * confdir), checked. what names the option for the error. NULL with the error printed. */
+struct rules *
+postern_rules_open(const char *what, const char *spec, const char *confdir,
+                   uint32_t match_limit)
 {
-    char *const *specs;
-    size_t       n;
+    struct rules *r;
+    const char   *path;
+    char         *abs;
+
+    if (strcmp(postern_spec_split(spec, &path), "pcre") != 0 || *path == '\0') {
+        fprintf(stderr, "postern: %s: \"%s\" is not pcre:/path (content rules are PCRE2 "
+                "tables)\n", what, spec);
+        return NULL;
+    }
+    abs = path[0] == '/' ? xstrdup(path) : xasprintf("%s/%s", confdir, path);
+    r = postern_rules_load(what, abs, match_limit);
+    free(abs);
+    return r;
+}
+
+/* postern_rules_setting - the rule file a content setting names (at most one), checked.
+ * 0 with *out NULL if the setting is empty; -1 printed. */
+int
+postern_rules_setting(const struct config *cfg, enum content_set set, struct rules **out)
+{
+    char *path, err[512];
 
     *out = NULL;
-    specs = config_list(cfg, key, &n);
-    if (n == 0)
-        return 0;
-    if (n > 1) {
-        fprintf(stderr, "postern: %s: one pcre: table at most, not %zu\n", key, n);
+    if (content_set_path(cfg, set, &path, err, sizeof(err)) == -1) {
+        fprintf(stderr, "postern: %s\n", err);
         return -1;
     }
-    *out = postern_rules_open(key, specs[0], config_dir(cfg), postern_match_limit(cfg));
+    if (path == NULL)
+        return 0;
+    *out = postern_rules_load(content_set_key(set), path, postern_match_limit(cfg));
+    free(path);
     return *out == NULL ? -1 : 0;
 }
 
@@ -376,10 +384,9 @@ static int
 postern_test_rules(const struct config *cfg, const struct postern_test *t,
                    struct content_rules *cr)
 {
+    /* in enum content_set's order */
     const char *const specs[] = { t->header_spec, t->mime_spec, t->body_spec };
     const char *const opts[] = { "--header-checks", "--mime-header-checks", "--body-checks" };
-    const char *const keys[] = { "header_checks", "mime_header_checks", "body_checks" };
-    struct rules    **slots[] = { &cr->header, &cr->mime_header, &cr->body };
     int               override = t->header_spec || t->mime_spec || t->body_spec;
     char              cwd[4096];
 
@@ -390,13 +397,15 @@ postern_test_rules(const struct config *cfg, const struct postern_test *t,
         fprintf(stderr, "postern: getcwd: %s\n", strerror(errno));
         return -1;
     }
-    for (size_t i = 0; i < 3; i++) {
+    for (int i = 0; i < CONTENT_SETS; i++) {
+        struct rules **slot = content_rules_slot(cr, (enum content_set)i);
+
         if (!override) {
-            if (postern_rules_setting(cfg, keys[i], slots[i]) == -1)
+            if (postern_rules_setting(cfg, (enum content_set)i, slot) == -1)
                 return -1;
         } else if (specs[i] != NULL) {
-            *slots[i] = postern_rules_open(opts[i], specs[i], cwd, postern_match_limit(cfg));
-            if (*slots[i] == NULL)
+            *slot = postern_rules_open(opts[i], specs[i], cwd, postern_match_limit(cfg));
+            if (*slot == NULL)
                 return -1;
         }
     }

@@ -613,7 +613,7 @@ sm_submit(struct sm_opts *o, const struct config *cfg)
         return EX_USAGE_;
     }
     localtime_r(&now, &tm);
-    (void)mailhdr_date(now, date, sizeof(date));
+    (void)mailhdr_date(now, 0, date, sizeof(date));
     if (!have_from) {
         const char *addr = *sender ? sender : "";
         char        me[512];

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "config.h"
 #include "content.h"
 #include "log.h"
 #include "mime.h"
@@ -66,6 +67,53 @@ struct content {
     struct buf             text;          /* the unfolded header */
     struct policy_action   act;           /* the action of the last match */
 };
+
+static const char *const content_set_keys[CONTENT_SETS] = {
+    "header_checks", "mime_header_checks", "body_checks"
+};
+
+/* content_set_key - see content.h. */
+const char *
+content_set_key(enum content_set s)
+{
+    return content_set_keys[s];
+}
+
+/* content_rules_slot - see content.h. */
+struct rules **
+content_rules_slot(struct content_rules *r, enum content_set s)
+{
+    struct rules **slots[CONTENT_SETS] = { &r->header, &r->mime_header, &r->body };
+
+    return slots[s];
+}
+
+/* content_set_path - see content.h. */
+int
+content_set_path(const struct config *cfg, enum content_set s, char **path, char *err,
+                 size_t errlen)
+{
+    const char  *key = content_set_keys[s];
+    char *const *specs;
+    size_t       n;
+
+    *path = NULL;
+    specs = config_list(cfg, key, &n);
+    if (n == 0)
+        return 0;
+    if (n > 1) {
+        snprintf(err, errlen, "%s: one pcre: table at most, not %zu", key, n);
+        return -1;
+    }
+    if (strncmp(specs[0], "pcre:", 5) != 0 || specs[0][5] == '\0') {
+        snprintf(err, errlen, "%s: \"%s\" is not pcre:/path (content rules are PCRE2 tables)",
+                 key, specs[0]);
+        return -1;
+    }
+    *path = specs[0][5] == '/' ? xstrdup(specs[0] + 5)
+                               : xasprintf("%s/%s", config_dir(cfg), specs[0] + 5);
+    return 0;
+}
 
 /* content_any - are any rules set? */
 int

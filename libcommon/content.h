@@ -58,6 +58,27 @@ struct content_verdict {
     unsigned             limit_hits;  /* matches stopped by pcre_match_limit */
 };
 
+/* The three settings that name content rule files, in this order everywhere. */
+enum content_set {
+    CONTENT_SET_HEADER = 0,           /* header_checks */
+    CONTENT_SET_MIME_HEADER,          /* mime_header_checks */
+    CONTENT_SET_BODY,                 /* body_checks */
+};
+#define CONTENT_SETS 3
+
+struct config;
+
+/* content_set_key - the setting's name: smtpd, `postern check`, `postern map test` and
+ * master's file watch all read it here. */
+const char     *content_set_key(enum content_set);
+/* content_rules_slot - where a set's rules go in r. */
+struct rules  **content_rules_slot(struct content_rules *r, enum content_set);
+/* content_set_path - the file the setting names: nothing (0, *path NULL) or exactly one
+ * pcre: table, relative paths taken from the configuration directory (0, *path malloc'd).
+ * -1 with "setting: reason" in err. */
+int             content_set_path(const struct config *, enum content_set, char **path,
+                                 char *err, size_t errlen);
+
 struct content;
 
 /* content_action_parse - a rule's value as content applies it: -1 with the reason in err

@@ -6,6 +6,7 @@
  * Anything else ends the section: the empty line, or a line that cannot be a header, which
  * RFC 5322 would call the body of a message whose empty line is missing. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -165,17 +166,30 @@ mailhdr_finish(struct mailhdr *h)
     mailhdr_end(h, 0);
 }
 
-/* mailhdr_date - see mailhdr.h. */
+/* mailhdr_date - see mailhdr.h. Names built here, not by strftime: the words must be
+ * English whatever the locale. */
 const char *
-mailhdr_date(time_t now, char *out, size_t outlen)
+mailhdr_date(time_t t, int utc, char *out, size_t outlen)
 {
+    static const char *const days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+    static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul",
+                                          "Aug", "Sep", "Oct", "Nov", "Dec" };
     struct tm tm;
+    long      off;
+    int       n;
 
     if (outlen == 0)
         return out;
-    if (localtime_r(&now, &tm) == NULL
-        || strftime(out, outlen, "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
+    if ((utc ? gmtime_r(&t, &tm) : localtime_r(&t, &tm)) == NULL) {
         out[0] = '\0';
+        return out;
+    }
+    off = utc ? 0 : tm.tm_gmtoff / 60;
+    n = snprintf(out, outlen, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld", days[tm.tm_wday % 7],
+             tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+             tm.tm_sec, off < 0 ? '-' : '+', labs(off) / 60, labs(off) % 60);
+    if (n < 0 || (size_t)n >= outlen)
+        out[0] = '\0';                 /* never a cut date */
     return out;
 }
 
@@ -199,7 +213,7 @@ mailhdr_missing(const struct mailhdr *h, struct buf *out, const char *qid, const
         (void)buf_printf(out, "Message-ID: <%s.%s@%s>\r\n", stamp, qid, host);
     }
     if (add & MAILHDR_DATE)
-        (void)buf_printf(out, "Date: %s\r\n", mailhdr_date(now, date, sizeof(date)));
+        (void)buf_printf(out, "Date: %s\r\n", mailhdr_date(now, 0, date, sizeof(date)));
     if ((add & MAILHDR_FROM) && *sender == '\0')
         (void)buf_printf(out, "From: MAILER-DAEMON@%s\r\n", host);
     else if (add & MAILHDR_FROM)

@@ -47,9 +47,10 @@ int  mailhdr_scan(struct mailhdr *, const char *p, size_t n);
 int  mailhdr_holding(const struct mailhdr *);
 /* mailhdr_finish - the message is complete: a section that never ended ends here. */
 void mailhdr_finish(struct mailhdr *);
-/* mailhdr_date - now as an RFC 5322 date in local time with its offset
- * ("Tue, 04 Mar 2025 09:05:01 +0100"); "" if it cannot be formatted. */
-const char *mailhdr_date(time_t now, char *out, size_t outlen);
+/* mailhdr_date - t as an RFC 5322 date, in local time with its offset ("Tue, 4 Mar 2025
+ * 09:05:01 +0100") or in UTC (utc = 1: "... +0000"), English whatever the locale; "" if
+ * it cannot be formatted. smtpd's Received: and Date:, qmgr's DSNs. */
+const char *mailhdr_date(time_t t, int utc, char *out, size_t outlen);
 /* mailhdr_missing - append to out the fields h did not see (nothing if it saw all three),
  * with whatever line ends its position needs: Message-ID: <YYYYMMDDhhmmss.QID@HOST>,
  * Date: now, From: the envelope sender, or MAILER-DAEMON@HOST for the null sender "".

@@ -44,6 +44,7 @@
 #include "master.h"
 
 #define MASTER_CHANNEL_FD   3
+#define MASTER_SUCCESSOR_READY_MS 60000   /* a replacement has this long to say HELLO */
 
 struct master_slot;
 
@@ -70,6 +71,7 @@ struct master_slot {
     unsigned            index;
     struct master_proc *proc;           /* running process, or NULL */
     struct master_proc *successor;      /* replaces proc once it says HELLO, or NULL */
+    uint64_t            ready_timer;    /* the successor's time to say HELLO */
     uint64_t            backoff_ms;     /* master_throttle_delay() state */
     uint64_t            restart_timer;
     int                 waiting;        /* qmgr: starts when the retired qmgr has gone */
@@ -86,6 +88,7 @@ struct master_spawn {
 
 static void master_spawn_slot_start(struct master_slot *);
 static void master_spawn_promote(struct master_proc *);
+static void master_spawn_retire_proc(struct master *, struct master_proc *, int graceful);
 
 /* master_spawn_name - the program name of a daemon kind. */
 const char *
@@ -576,6 +579,18 @@ master_spawn_retire_proc(struct master *m, struct master_proc *p, int graceful)
     p->kill_timer = ev_timer_add(m->ev, p->kill_after_ms, master_spawn_kill_timer, p);
 }
 
+/* master_spawn_drop_successor - the slot's successor, if any, goes (it serves nobody yet);
+ * the running process stays. */
+static void
+master_spawn_drop_successor(struct master_slot *s)
+{
+    ev_timer_del(s->m->ev, s->ready_timer);
+    s->ready_timer = 0;
+    if (s->successor != NULL)
+        master_spawn_retire_proc(s->m, s->successor, 0);
+    s->successor = NULL;
+}
+
 void
 master_spawn_retire(struct master *m)
 {
@@ -588,9 +603,7 @@ master_spawn_retire(struct master *m)
 
         ev_timer_del(m->ev, s->restart_timer);
         s->restart_timer = 0;
-        if (s->successor != NULL)
-            master_spawn_retire_proc(m, s->successor, 0);    /* it serves nobody yet */
-        s->successor = NULL;
+        master_spawn_drop_successor(s);
         if (s->proc != NULL)
             master_spawn_retire_proc(m, s->proc, 1);
         s->proc = NULL;
@@ -609,6 +622,8 @@ master_spawn_promote(struct master_proc *p)
     struct master_proc *old = s->proc;
 
     s->successor = NULL;
+    ev_timer_del(p->m->ev, s->ready_timer);
+    s->ready_timer = 0;
     ev_timer_del(p->m->ev, s->restart_timer);
     s->restart_timer = 0;
     s->proc = p;
@@ -619,6 +634,23 @@ master_spawn_promote(struct master_proc *p)
     master_spawn_retire_proc(p->m, old, 1);
 }
 
+/* master_spawn_successor_late - a successor that neither said HELLO nor exited in time is
+ * stuck loading (a map on a hung file system, say): drop it rather than let it hold the
+ * slot's next replacement hostage; the running process keeps serving. */
+static void
+master_spawn_successor_late(void *arg)
+{
+    struct master_slot *s = arg;
+
+    s->ready_timer = 0;
+    if (s->successor == NULL)
+        return;
+    log_warnx("daemon=%s slot=%u pid=%ld not ready after %d s: dropped; pid=%ld keeps "
+              "serving", master_spawn_name(s->kind), s->index, (long)s->successor->pid,
+              MASTER_SUCCESSOR_READY_MS / 1000, s->proc ? (long)s->proc->pid : -1L);
+    master_spawn_drop_successor(s);
+}
+
 /* master_spawn_succeed - start a successor beside the slot's running process (a previous
  * successor still on its way is dropped: it may have loaded the files before the change). */
 static void
@@ -626,15 +658,15 @@ master_spawn_succeed(struct master_slot *s)
 {
     struct master_proc *p;
 
-    if (s->successor != NULL)
-        master_spawn_retire_proc(s->m, s->successor, 0);
-    s->successor = NULL;
+    master_spawn_drop_successor(s);
     if ((p = master_spawn_fork(s)) == NULL) {
         log_warnx("daemon=%s slot=%u: no replacement started; pid=%ld keeps serving",
                   master_spawn_name(s->kind), s->index, (long)s->proc->pid);
         return;
     }
     s->successor = p;
+    s->ready_timer = ev_timer_add(s->m->ev, MASTER_SUCCESSOR_READY_MS,
+                                  master_spawn_successor_late, s);
     log_info("daemon=%s slot=%u pid=%ld started to replace pid=%ld",
              master_spawn_name(s->kind), s->index, (long)p->pid, (long)s->proc->pid);
     /* its peers now, as for any start: its qmgr socket is waiting when it begins to serve */
@@ -722,6 +754,8 @@ master_spawn_lost_successor(struct master *m, struct master_proc *p, const char 
     const char         *name = master_spawn_name(p->kind);
 
     s->successor = NULL;
+    ev_timer_del(m->ev, s->ready_timer);
+    s->ready_timer = 0;
     if (s->proc != NULL) {
         log_warnx("daemon=%s slot=%u pid=%ld exited status=%s before it was ready: not "
                   "replacing pid=%ld, which keeps serving with the files it loaded before "
@@ -822,8 +856,10 @@ master_spawn_free(struct master *m)
 
     if (sp == NULL)
         return;
-    for (size_t i = 0; i < sp->nslots; i++)
+    for (size_t i = 0; i < sp->nslots; i++) {
         ev_timer_del(m->ev, sp->slots[i].restart_timer);
+        ev_timer_del(m->ev, sp->slots[i].ready_timer);
+    }
     while (sp->procs != NULL) {
         struct master_proc *p = sp->procs;
 

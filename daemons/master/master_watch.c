@@ -25,6 +25,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "content.h"
 #include "ev.h"
 #include "ipc_msg.h"
 #include "log.h"
@@ -134,14 +135,13 @@ master_watch_list(struct master_watch *w, const struct config *cfg)
     static const char *const tls[] = {
         "smtpd_tls_cert_file", "smtpd_tls_key_file", "smtpd_tls_client_ca_file"
     };
-    static const char *const rules[] = { "header_checks", "mime_header_checks", "body_checks" };
 
     for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++)
         master_watch_key(w, cfg, maps[i], 1, SMTPD);
     for (int i = 0; i < POLICY_STAGES; i++)
         master_watch_tables(w, cfg, policy_stage_key((enum policy_stage)i));
-    for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
-        master_watch_tables(w, cfg, rules[i]);
+    for (int i = 0; i < CONTENT_SETS; i++)
+        master_watch_tables(w, cfg, content_set_key((enum content_set)i));
     for (size_t i = 0; i < sizeof(tls) / sizeof(tls[0]); i++)
         master_watch_key(w, cfg, tls[i], 0, SMTPD);
     master_watch_sni(w, cfg);

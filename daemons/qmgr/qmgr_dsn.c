@@ -10,29 +10,11 @@
 #include <time.h>
 
 #include "buf.h"
+#include "mailhdr.h"
 #include "qmgr_dsn.h"
 
 #define QMGR_DSN_DIAG_MAX  800
 #define QMGR_DSN_FOLD      78
-
-/* qmgr_dsn_date - RFC 5322 date-time in UTC, independent of the locale. */
-void
-qmgr_dsn_date(uint64_t t, char *out, size_t outlen)
-{
-    static const char *const days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-    static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul",
-                                          "Aug", "Sep", "Oct", "Nov", "Dec" };
-    time_t    tt = (time_t)t;
-    struct tm tm;
-
-    if (gmtime_r(&tt, &tm) == NULL) {
-        snprintf(out, outlen, "Thu, 1 Jan 1970 00:00:00 +0000");
-        return;
-    }
-    snprintf(out, outlen, "%s, %d %s %d %02d:%02d:%02d +0000", days[tm.tm_wday % 7],
-             tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-             tm.tm_sec);
-}
 
 /* qmgr_dsn_header_len - the header section, without the empty line that ends it. */
 size_t
@@ -212,7 +194,8 @@ qmgr_dsn_action_text(const char *action)
 static void
 qmgr_dsn_human(struct buf *out, const struct qmgr_dsn *d, const char *kind)
 {
-    char   host[300], addr[QMGR_DSN_DIAG_MAX + 1], diag[QMGR_DSN_DIAG_MAX + 1], date[64];
+    char   host[300], addr[QMGR_DSN_DIAG_MAX + 1], diag[QMGR_DSN_DIAG_MAX + 1];
+    char   date[MAILHDR_DATE_MAX];
     size_t i;
 
     qmgr_dsn_clean(d->reporting_mta, 1, host, sizeof(host));
@@ -227,7 +210,7 @@ qmgr_dsn_human(struct buf *out, const struct qmgr_dsn *d, const char *kind)
         for (i = 0; i < d->nrcpt; i++)
             if (d->rcpts[i].retry_until > until)
                 until = d->rcpts[i].retry_until;
-        qmgr_dsn_date(until, date, sizeof(date));
+        mailhdr_date((time_t)until, 1, date, sizeof(date));
         buf_puts(out, "####################################################################\r\n"
                       "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\r\n"
                       "####################################################################\r\n"
@@ -261,7 +244,7 @@ qmgr_dsn_human(struct buf *out, const struct qmgr_dsn *d, const char *kind)
 static void
 qmgr_dsn_report(struct buf *out, const struct qmgr_dsn *d)
 {
-    char   v[QMGR_DSN_DIAG_MAX + 64], s[QMGR_DSN_DIAG_MAX + 1], date[64], host[300];
+    char   v[QMGR_DSN_DIAG_MAX + 64], s[QMGR_DSN_DIAG_MAX + 1], date[MAILHDR_DATE_MAX], host[300];
     size_t i;
 
     qmgr_dsn_clean(d->reporting_mta, 1, s, sizeof(s));
@@ -273,7 +256,7 @@ qmgr_dsn_report(struct buf *out, const struct qmgr_dsn *d)
     qmgr_dsn_clean(d->envid, 1, s, sizeof(s));
     if (s[0] != '\0')
         qmgr_dsn_field(out, "Original-Envelope-Id", s);
-    qmgr_dsn_date(d->arrival, date, sizeof(date));
+    mailhdr_date((time_t)d->arrival, 1, date, sizeof(date));
     qmgr_dsn_field(out, "Arrival-Date", date);
     for (i = 0; i < d->nrcpt; i++) {
         const struct qmgr_dsn_rcpt *r = &d->rcpts[i];
@@ -308,11 +291,11 @@ qmgr_dsn_report(struct buf *out, const struct qmgr_dsn *d)
             qmgr_dsn_field(out, "Diagnostic-Code", v);
         }
         if (r->last_attempt != 0) {
-            qmgr_dsn_date(r->last_attempt, date, sizeof(date));
+            mailhdr_date((time_t)r->last_attempt, 1, date, sizeof(date));
             qmgr_dsn_field(out, "Last-Attempt-Date", date);
         }
         if (r->retry_until != 0 && strcmp(r->action, "delayed") == 0) {
-            qmgr_dsn_date(r->retry_until, date, sizeof(date));
+            mailhdr_date((time_t)r->retry_until, 1, date, sizeof(date));
             qmgr_dsn_field(out, "Will-Retry-Until", date);
         }
     }
@@ -323,11 +306,11 @@ void
 qmgr_dsn_compose(struct buf *out, const struct qmgr_dsn *d, const char *orig, size_t origlen)
 {
     const char *kind = qmgr_dsn_kind(d);
-    char        date[64], to[QMGR_DSN_DIAG_MAX + 1], host[300];
+    char        date[MAILHDR_DATE_MAX], to[QMGR_DSN_DIAG_MAX + 1], host[300];
 
     qmgr_dsn_clean(d->reporting_mta, 1, host, sizeof(host));
     qmgr_dsn_clean(d->to, 0, to, sizeof(to));
-    qmgr_dsn_date(d->now, date, sizeof(date));
+    mailhdr_date((time_t)d->now, 1, date, sizeof(date));
     buf_printf(out, "Date: %s\r\n", date);
     buf_printf(out, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", host);
     buf_printf(out, "To: <%s>\r\n", to);

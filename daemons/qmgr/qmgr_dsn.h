@@ -56,7 +56,5 @@ void   qmgr_dsn_compose(struct buf *out, const struct qmgr_dsn *d, const char *o
  * ends it (the whole of msg if there is none). */
 size_t qmgr_dsn_header_len(const char *msg, size_t len);
 
-/* qmgr_dsn_date - an RFC 5322 date in UTC ("Mon, 1 Dec 2025 10:00:00 +0000"). */
-void   qmgr_dsn_date(uint64_t t, char *out, size_t outlen);
 
 #endif

@@ -75,7 +75,7 @@ smtpd_data_received(struct smtpd_session *s)
     char date[MAILHDR_DATE_MAX];
     int  v6 = strchr(s->addr, ':') != NULL;
 
-    (void)mailhdr_date(time(NULL), date, sizeof(date));
+    (void)mailhdr_date(time(NULL), 0, date, sizeof(date));
     if (s->svc == SMTPD_SVC_SUBMIT)     /* sendmail: who, not where from */
         buf_printf(&s->body, "Received: from local user %s (uid %lu)", s->local_user,
                    (unsigned long)s->local_uid);

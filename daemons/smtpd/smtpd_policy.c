@@ -34,37 +34,26 @@
 static struct policy_tables *smtpd_policy_tables[SMTPD_POLICY_NSTAGES];
 static struct content_rules  smtpd_policy_rules;
 
-/* smtpd_policy_rules_load - a content rule setting: nothing, or exactly one pcre: table. */
+/* smtpd_policy_rules_load - each content rule setting: nothing, or exactly one pcre:
+ * table. */
 static int
-smtpd_policy_rules_load(const char *key, uint32_t match_limit, struct rules **out,
-                        char *err, size_t errlen)
+smtpd_policy_rules_load(uint32_t match_limit, char *err, size_t errlen)
 {
-    char *const *specs;
-    char         e[1024], *path;
-    size_t       n;
+    char  e[1024], *path;
 
-    *out = NULL;
-    specs = config_list(smtpd.cfg, key, &n);
-    if (n == 0)
-        return 0;
-    if (n > 1) {
-        snprintf(err, errlen, "%s: one pcre: table at most, not %zu", key, n);
-        return -1;
-    }
-    if (strncmp(specs[0], "pcre:", 5) != 0 || specs[0][5] == '\0') {
-        snprintf(err, errlen, "%s: \"%s\": only a pcre:/path table is supported here", key,
-                 specs[0]);
-        return -1;
-    }
-    if (specs[0][5] == '/')
-        path = xstrdup(specs[0] + 5);
-    else
-        path = xasprintf("%s/%s", config_dir(smtpd.cfg), specs[0] + 5);
-    *out = rules_load(path, match_limit, e, sizeof(e));
-    free(path);
-    if (*out == NULL) {
-        snprintf(err, errlen, "%s: %s", key, e);
-        return -1;
+    for (int i = 0; i < CONTENT_SETS; i++) {
+        struct rules **slot = content_rules_slot(&smtpd_policy_rules, (enum content_set)i);
+
+        if (content_set_path(smtpd.cfg, (enum content_set)i, &path, err, errlen) == -1)
+            return -1;
+        if (path == NULL)
+            continue;
+        *slot = rules_load(path, match_limit, e, sizeof(e));
+        free(path);
+        if (*slot == NULL) {
+            snprintf(err, errlen, "%s: %s", content_set_key((enum content_set)i), e);
+            return -1;
+        }
     }
     return 0;
 }
@@ -91,12 +80,7 @@ smtpd_policy_init(char *err, size_t errlen)
             return -1;
         }
     }
-    if (smtpd_policy_rules_load("header_checks", match_limit, &smtpd_policy_rules.header,
-                                err, errlen) == -1
-        || smtpd_policy_rules_load("mime_header_checks", match_limit,
-                                   &smtpd_policy_rules.mime_header, err, errlen) == -1
-        || smtpd_policy_rules_load("body_checks", match_limit, &smtpd_policy_rules.body, err,
-                                   errlen) == -1) {
+    if (smtpd_policy_rules_load(match_limit, err, errlen) == -1) {
         smtpd_policy_free();
         return -1;
     }

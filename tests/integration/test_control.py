@@ -24,10 +24,18 @@ def _as_nobody(inst, *args):
                           timeout=60)
 
 
-def _stats(inst):
-    r = inst.postern("stats", "--json")
-    expect(r.returncode == 0, "stats --json exited %d: %s" % (r.returncode, r.stdout))
-    return json.loads(r.stdout)
+def _stats(inst, timeout=15.0):
+    """_stats - `postern stats --json` once qmgr answers counters: its process may be up
+    (wait_daemons) before it has opened the queue and said HELLO. Bounded by timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = inst.postern("stats", "--json")
+        expect(r.returncode == 0, "stats --json exited %d: %s" % (r.returncode, r.stdout))
+        st = json.loads(r.stdout)
+        q = [d for d in st["daemons"] if d["name"] == "qmgr"]
+        if (q and q[0]["counters"] is not None) or time.monotonic() >= deadline:
+            return st
+        time.sleep(0.2)
 
 
 def _qmgr(st):

@@ -102,17 +102,21 @@ mailhdr_tz(const char *tz)
     return saved;
 }
 
-/* test_mailhdr_date - RFC 5322 layout: day, date, time, numeric offset. */
+/* test_mailhdr_date - RFC 5322 layout: day, date, time, numeric offset; UTC on request,
+ * whatever TZ says. */
 static void
 test_mailhdr_date(void)
 {
     char  d[MAILHDR_DATE_MAX];
     char *saved = mailhdr_tz("UTC");
 
-    CHECK_STR(mailhdr_date(0, d, sizeof(d)), "Thu, 01 Jan 1970 00:00:00 +0000");
+    CHECK_STR(mailhdr_date(0, 0, d, sizeof(d)), "Thu, 1 Jan 1970 00:00:00 +0000");
     free(mailhdr_tz("CET-1"));
-    CHECK_STR(mailhdr_date(86400 * 31, d, sizeof(d)), "Sun, 01 Feb 1970 01:00:00 +0100");
-    CHECK_STR(mailhdr_date(0, d, 5), "");
+    CHECK_STR(mailhdr_date(86400 * 31, 0, d, sizeof(d)), "Sun, 1 Feb 1970 01:00:00 +0100");
+    CHECK_STR(mailhdr_date(1764300000, 1, d, sizeof(d)), "Fri, 28 Nov 2025 03:20:00 +0000");
+    free(mailhdr_tz("<-0330>3:30"));
+    CHECK_STR(mailhdr_date(0, 0, d, sizeof(d)), "Wed, 31 Dec 1969 20:30:00 -0330");
+    CHECK_STR(mailhdr_date(0, 0, d, 5), "");
     free(mailhdr_tz(saved));
     free(saved);
 }
@@ -129,7 +133,7 @@ test_mailhdr_missing(void)
     mailhdr_case_run("Subject: x\r\n\r\n", 0, &h);
     CHECK(mailhdr_missing(&h, &out, "QID", "mx.example", "u@example", 0) == MAILHDR_ALL);
     CHECK_STR(buf_cstr(&out), "Message-ID: <19700101000000.QID@mx.example>\r\n"
-                              "Date: Thu, 01 Jan 1970 00:00:00 +0000\r\n"
+                              "Date: Thu, 1 Jan 1970 00:00:00 +0000\r\n"
                               "From: u@example\r\n");
     buf_reset(&out);
     mailhdr_case_run("Date: x\r\nMessage-ID: y\r\nno colon here\r\n", 3, &h);
