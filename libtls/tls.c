@@ -233,3 +233,12 @@ tls_conn_set_session(struct tls_conn *c, SSL_SESSION *sess)
     if (sess)
         SSL_set_session(c->ssl, sess);
 }
+
+/* tls_default_ca_file - see tls.h. */
+const char *
+tls_default_ca_file(void)
+{
+    const char *env = getenv(X509_get_default_cert_file_env());
+
+    return env != NULL && *env != '\0' ? env : X509_get_default_cert_file();
+}

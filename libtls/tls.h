@@ -111,5 +111,8 @@ const char      *tls_conn_error(const struct tls_conn *);  /* last error, for th
 
 /* tls_version_parse - "TLSv1.2" -> the OpenSSL constant; -1 for anything below 1.2. */
 int              tls_version_parse(const char *name);
+/* tls_default_ca_file - the system CA bundle a client context with no ca_file loads
+ * ($SSL_CERT_FILE, else OpenSSL's default): master watches it for the smtp agent. */
+const char      *tls_default_ca_file(void);
 
 #endif

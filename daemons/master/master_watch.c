@@ -17,8 +17,8 @@
  * smtpd_sender_login_map (.db), the access tables and header/mime_header/body_checks files,
  * smtpd_tls_cert_file, _key_file, _client_ca_file, the smtpd_tls_sni_certs files, /etc/passwd
  * and /etc/group (the users of public/submit); qmgr: transport_map and smtp_tls_policy_map
- * (.db); smtp: smtp_tls_ca_file. local is not restarted: it reopens mailbox_map itself when it
- * changes. */
+ * (.db); smtp: smtp_tls_ca_file, else the system CA bundle. local is not restarted: it
+ * reopens mailbox_map itself when it changes. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +31,7 @@
 #include "log.h"
 #include "master.h"
 #include "policy.h"
+#include "tls.h"
 
 #define SMTPD   MASTER_KIND_BIT(IPC_PEER_SMTPD)
 #define QMGR    MASTER_KIND_BIT(IPC_PEER_QMGR)
@@ -151,6 +152,9 @@ master_watch_list(struct master_watch *w, const struct config *cfg)
     master_watch_key(w, cfg, "transport_map", 1, QMGR);
     master_watch_key(w, cfg, "smtp_tls_policy_map", 1, QMGR);
     master_watch_key(w, cfg, "smtp_tls_ca_file", 0, SMTP);
+    /* without one, the smtp agent loaded the system bundle (update-ca-certificates) */
+    if (*config_path(cfg, "smtp_tls_ca_file") == '\0')
+        master_watch_add(w, xstrdup(tls_default_ca_file()), SMTP);
 }
 
 /* master_watch_names - "smtpd", "smtpd, qmgr": the daemons of a set of kinds. */

@@ -10,7 +10,9 @@ One instance with TLS, a header_checks rule file and watch_interval = 500ms:
 - header_checks broken (a bad pattern): the new smtpd processes fail to start, the log says
   why (the pattern error, and master keeping the running smtpd), the old processes keep
   answering with the rules of the previous step; once the file is fixed, its rules apply;
-- transport_map rebuilt: qmgr (which cannot overlap) is restarted, and mail still flows.
+- transport_map rebuilt: qmgr (which cannot overlap) is restarted, and mail still flows;
+- the system CA bundle (here $SSL_CERT_FILE, as smtp_tls_ca_file is empty) rewritten, as
+  update-ca-certificates does: the smtp agent is replaced.
 No step sends SIGHUP: the log must not show a reload.
 """
 
@@ -169,8 +171,22 @@ def _step_transport(inst):
            % got.get(tag))
 
 
+def _step_system_ca(inst, bundle):
+    """(f) the system CA bundle rewritten: a new smtp agent."""
+    old = [p["pid"] for p in inst.daemons("smtp")]
+    expect(old, "no smtp agent running")
+    with open(inst.cert, "rb") as src, open(bundle + ".new", "wb") as dst:
+        dst.write(src.read())
+    os.replace(bundle + ".new", bundle)
+    _poll("a new smtp agent", lambda: [p for p in inst.daemons("smtp") if p["pid"] not in old])
+    expect("%s changed: restarting smtp" % bundle in inst.log_text(),
+           "no `%s changed: restarting smtp` in the log" % bundle)
+
+
 def test_autoreload_maps_certificates_rules():
     with Instance("autoreload", tls=True) as inst:
+        bundle = os.path.join(inst.dir, "system-ca.pem")
+        shutil.copyfile(inst.cert, bundle)
         rules = os.path.join(inst.dir, "header_checks")
         _write(rules, RULES_OLD)
         _write(os.path.join(inst.dir, "transport"), "elsewhere.test smtp:[127.0.0.1]:9\n")
@@ -178,12 +194,21 @@ def test_autoreload_maps_certificates_rules():
         inst.conf.update({"watch_interval": "500ms", "header_checks": "pcre:header_checks",
                           "transport_map": "transport", "smtpd_greet_pause": "0"})
         inst._write_files()
-        inst.start()
-        inst.wait_daemons({"smtpd": 2, "qmgr": 1, "local": 1})
+        saved = os.environ.get("SSL_CERT_FILE")
+        os.environ["SSL_CERT_FILE"] = bundle        # master (and OpenSSL in smtp) read it
+        try:
+            inst.start()
+        finally:
+            if saved is None:
+                del os.environ["SSL_CERT_FILE"]
+            else:
+                os.environ["SSL_CERT_FILE"] = saved
+        inst.wait_daemons({"smtpd": 2, "qmgr": 1, "local": 1, "smtp": 1})
         expect(_rejected_by(inst, "autoreload-old", "old rule hit"), "first rule not active")
         _step_map(inst)
         _step_cert(inst)
         _step_rules(inst, rules)
         _step_broken(inst, rules)
         _step_transport(inst)
+        _step_system_ca(inst, bundle)
         expect("signal=HUP" not in inst.log_text(), "a reload happened")
