@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base64.h"
 #include "smtp_client.h"
 #include "smtp_reply.h"
 
@@ -21,6 +22,7 @@ enum smtp_client_state {
     ST_HELO,
     ST_STARTTLS,
     ST_TLS_WAIT,        /* the caller does the handshake */
+    ST_AUTH,            /* replies to AUTH and its continuations */
     ST_READY,
     ST_RSET,
     ST_TXN,             /* replies to MAIL/RCPT/DATA */
@@ -29,6 +31,11 @@ enum smtp_client_state {
     ST_QUIT,
     ST_DEAD,
 };
+
+/* SASL mechanisms we can use (struct smtp_client.auth_mechs). */
+#define SMTP_AUTH_M_PLAIN  0x1u
+#define SMTP_AUTH_M_LOGIN  0x2u
+#define SMTP_AUTH_CRED_MAX 512        /* octets of a user name or password */
 
 /* One expected reply. */
 struct smtp_client_expect {
@@ -54,6 +61,11 @@ struct smtp_client {
     uint64_t                       size_limit;
     int                            tls;
     int                            txns;        /* transactions started on this session */
+    /* SASL */
+    char                          *auth_user, *auth_pass;   /* NULL: no AUTH */
+    unsigned                       auth_mechs;  /* SMTP_AUTH_M_* the server offered */
+    int                            auth_sent;   /* LOGIN: 1 after AUTH, 2 after the user */
+    int                            auth_state;  /* smtp_client_auth_state() */
     struct smtp_client_reply       err;
     /* the transaction */
     const struct smtp_client_msg  *msg;
@@ -75,11 +87,22 @@ const char *
 smtp_client_stage_name(enum smtp_client_stage st)
 {
     static const char *const names[] = {
-        "the initial greeting", "EHLO", "STARTTLS", "RSET", "MAIL FROM", "RCPT TO", "DATA",
-        "end of DATA", "QUIT",
+        "the initial greeting", "EHLO", "STARTTLS", "AUTH", "RSET", "MAIL FROM", "RCPT TO",
+        "DATA", "end of DATA", "QUIT",
     };
 
     return (size_t)st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
+}
+
+/* smtp_client_secret_free - wipe, then free, a credential. */
+static void
+smtp_client_secret_free(char **sp)
+{
+    if (*sp == NULL)
+        return;
+    explicit_bzero(*sp, strlen(*sp));
+    free(*sp);
+    *sp = NULL;
 }
 
 struct smtp_client *
@@ -91,6 +114,11 @@ smtp_client_new(const struct smtp_client_conf *conf)
     c->helo_name = xstrdup(conf->helo_name && *conf->helo_name ? conf->helo_name
                                                                : "localhost");
     c->conf.helo_name = c->helo_name;
+    if (conf->auth_user != NULL && conf->auth_pass != NULL) {
+        c->auth_user = xstrdup(conf->auth_user);
+        c->auth_pass = xstrdup(conf->auth_pass);
+    }
+    c->conf.auth_user = c->conf.auth_pass = NULL;      /* ours are in c */
     buf_init(&c->in, 1024);
     buf_init(&c->out, 1024);
     c->state = ST_GREETING;
@@ -109,6 +137,8 @@ smtp_client_free(struct smtp_client **cp)
     free(c->res);
     free(c->exp);
     free(c->helo_name);
+    smtp_client_secret_free(&c->auth_user);
+    smtp_client_secret_free(&c->auth_pass);
     free(c);
     *cp = NULL;
 }
@@ -143,6 +173,12 @@ smtp_client_rcpt_result(const struct smtp_client *c, size_t i)
     static const struct smtp_client_reply none;
 
     return i < c->nres ? &c->res[i] : &none;
+}
+
+int
+smtp_client_auth_state(const struct smtp_client *c)
+{
+    return c->auth_state;
 }
 
 const struct smtp_client_reply *
@@ -187,6 +223,7 @@ smtp_client_fail_local(struct smtp_client *c, const char *dsn, const char *text)
     case ST_HELO:       r.stage = SMTP_STAGE_HELO; break;
     case ST_STARTTLS:
     case ST_TLS_WAIT:   r.stage = SMTP_STAGE_STARTTLS; break;
+    case ST_AUTH:       r.stage = SMTP_STAGE_AUTH; break;
     case ST_RSET:
     case ST_READY:      r.stage = SMTP_STAGE_RSET; break;
     case ST_TXN:        r.stage = c->exp_head < c->exp_tail ? c->exp[c->exp_head].stage
@@ -241,6 +278,30 @@ smtp_client_dsn_parse(const char *s, size_t n, int cls)
     return i;
 }
 
+/* smtp_client_auth_mechs - the mechanisms of an "AUTH PLAIN LOGIN ..." line (or the old
+ * "AUTH=PLAIN LOGIN" form) that we can use. */
+static void
+smtp_client_auth_mechs(struct smtp_client *c, const char *s, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        size_t w;
+
+        while (i < n && (s[i] == ' ' || s[i] == '='))
+            i++;
+        for (w = 0; i + w < n && s[i + w] != ' '; w++)
+            ;
+        if (w == 5 && strncasecmp(s + i, "PLAIN", 5) == 0)
+            c->auth_mechs |= SMTP_AUTH_M_PLAIN;
+        else if (w == 5 && strncasecmp(s + i, "LOGIN", 5) == 0)
+            c->auth_mechs |= SMTP_AUTH_M_LOGIN;
+        i += w;
+    }
+    if (c->auth_mechs != 0)
+        c->ext |= SMTP_EXT_AUTH;
+}
+
 /* smtp_client_ehlo_line - one EHLO keyword line. */
 static void
 smtp_client_ehlo_line(struct smtp_client *c, const char *s, size_t n)
@@ -265,6 +326,8 @@ smtp_client_ehlo_line(struct smtp_client *c, const char *s, size_t n)
         c->ext |= SMTP_EXT_DSN;
     else if (strcasecmp(kw, "ENHANCEDSTATUSCODES") == 0)
         c->ext |= SMTP_EXT_ENHANCED;
+    else if (strcasecmp(kw, "AUTH") == 0)
+        smtp_client_auth_mechs(c, s + k, n - k);
     else if (strcasecmp(kw, "SIZE") == 0) {
         char num[24];
         size_t j = 0;
@@ -401,8 +464,107 @@ smtp_client_hello(struct smtp_client *c)
 {
     c->ext = 0;
     c->size_limit = 0;
+    c->auth_mechs = 0;
     smtp_client_cmd(c, "%s %s", c->conf.lmtp ? "LHLO" : "EHLO", c->helo_name);
     c->state = ST_EHLO;
+}
+
+/* smtp_client_ready - the session is set up: the caller may start a message. */
+static void
+smtp_client_ready(struct smtp_client *c)
+{
+    c->state = ST_READY;
+    c->pending = SMTP_CLIENT_EV_READY;
+}
+
+/* smtp_client_auth_b64 - append base64(data[0, len)) to the output (no line end). */
+static void
+smtp_client_auth_b64(struct smtp_client *c, const char *data, size_t len)
+{
+    char *enc = xmalloc(4 * ((len + 2) / 3) + 1);
+    size_t n = base64_encode(data, len, enc);
+
+    buf_append(&c->out, enc, n);
+    explicit_bzero(enc, n);
+    free(enc);
+}
+
+/* smtp_client_auth_start - after EHLO (and STARTTLS): AUTH if we have credentials and the
+ * server takes PLAIN or LOGIN, else ready. */
+static void
+smtp_client_auth_start(struct smtp_client *c)
+{
+    struct smtp_client_reply r;
+    size_t                   ul, pl;
+    char                    *plain;
+
+    if (c->auth_user == NULL || c->auth_state == 1) {
+        smtp_client_ready(c);
+        return;
+    }
+    if (!(c->ext & SMTP_EXT_AUTH)) {
+        c->auth_state = -1;             /* Postfix too sends the mail without AUTH */
+        smtp_client_ready(c);
+        return;
+    }
+    ul = strlen(c->auth_user);
+    pl = strlen(c->auth_pass);
+    if (!c->tls || ul == 0 || ul > SMTP_AUTH_CRED_MAX || pl > SMTP_AUTH_CRED_MAX) {
+        smtp_client_set(&r, SMTP_STAGE_AUTH, "4.7.0", !c->tls
+                        ? "SASL authentication needs TLS: the password is not sent in "
+                          "plaintext" : "SASL credentials of a bad length");
+        smtp_client_quit(c);
+        smtp_client_fail(c, &r);
+        return;
+    }
+    c->state = ST_AUTH;
+    if (!(c->auth_mechs & SMTP_AUTH_M_PLAIN)) {
+        smtp_client_cmd(c, "AUTH LOGIN");
+        c->auth_sent = 1;
+        return;
+    }
+    /* RFC 4616: authzid (empty) NUL authcid NUL passwd, as the initial response */
+    plain = xmalloc(ul + pl + 2);
+    plain[0] = '\0';
+    memcpy(plain + 1, c->auth_user, ul);
+    plain[ul + 1] = '\0';
+    memcpy(plain + ul + 2, c->auth_pass, pl);
+    buf_puts(&c->out, "AUTH PLAIN ");
+    smtp_client_auth_b64(c, plain, ul + pl + 2);
+    buf_append(&c->out, "\r\n", 2);
+    explicit_bzero(plain, ul + pl + 2);
+    free(plain);
+    c->auth_sent = 3;
+}
+
+/* smtp_client_auth_reply - the server's answer to AUTH or a LOGIN continuation. */
+static void
+smtp_client_auth_reply(struct smtp_client *c, struct smtp_client_reply *r)
+{
+    r->stage = SMTP_STAGE_AUTH;
+    if (r->code == 235) {
+        c->auth_state = 1;
+        smtp_client_ready(c);
+        return;
+    }
+    if (r->code == 334 && c->auth_sent < 3) {
+        /* LOGIN: the challenges are "Username:" then "Password:", in that order */
+        const char *v = c->auth_sent == 1 ? c->auth_user : c->auth_pass;
+
+        smtp_client_auth_b64(c, v, strlen(v));
+        buf_append(&c->out, "\r\n", 2);
+        c->auth_sent++;
+        return;
+    }
+    if (r->code / 100 == 5) {
+        r->code -= 100;                  /* a password problem defers; it does not bounce */
+        r->dsn[0] = '4';
+    }
+    if (r->code == 334)                  /* a challenge after the password: cancel */
+        smtp_client_cmd(c, "*");
+    else
+        smtp_client_quit(c);
+    smtp_client_fail(c, r);
 }
 
 /* smtp_client_session_up - EHLO/HELO done: STARTTLS per policy, or ready. */
@@ -425,8 +587,7 @@ smtp_client_session_up(struct smtp_client *c)
             return;
         }
     }
-    c->state = ST_READY;
-    c->pending = SMTP_CLIENT_EV_READY;
+    smtp_client_auth_start(c);
 }
 
 /* smtp_client_expect - queue an expected reply. */
@@ -711,8 +872,10 @@ smtp_client_reply(struct smtp_client *c)
             smtp_client_fail(c, &r);
             return;
         }
-        c->state = ST_READY;            /* opportunistic: carry on in plaintext */
-        c->pending = SMTP_CLIENT_EV_READY;
+        smtp_client_auth_start(c);      /* opportunistic: carry on in plaintext */
+        return;
+    case ST_AUTH:
+        smtp_client_auth_reply(c, &r);
         return;
     case ST_RSET:
         r.stage = SMTP_STAGE_RSET;

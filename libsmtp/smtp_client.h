@@ -5,12 +5,13 @@
  * SMTP_CLIENT_EV_NONE, acts on each event, and writes whatever smtp_client_output() holds.
  * The session: greeting, EHLO (HELO when EHLO gets a 5xx; LHLO in LMTP mode), the EHLO
  * keywords (PIPELINING, SIZE, 8BITMIME, SMTPUTF8, STARTTLS, DSN, ENHANCEDSTATUSCODES),
- * STARTTLS per the caller's policy, then messages: MAIL FROM with SIZE=/BODY=/SMTPUTF8/
- * RET=/ENVID= as the server supports them, one RCPT per recipient (NOTIFY=/ORCPT= with DSN),
- * DATA, the body dot-stuffed with every bare CR or LF written as CRLF, end of data; RSET
- * before a message on a reused connection; QUIT. With PIPELINING, MAIL, the RCPTs and DATA
- * leave in one write (RFC 2920) and the replies are matched in order. In LMTP mode the server
- * answers once per accepted recipient after the final dot.
+ * STARTTLS per the caller's policy, SASL AUTH (PLAIN, else LOGIN; RFC 4954) when the caller
+ * gave credentials and the server offers AUTH, then messages: MAIL FROM with SIZE=/BODY=/
+ * SMTPUTF8/RET=/ENVID= as the server supports them, one RCPT per recipient (NOTIFY=/ORCPT=
+ * with DSN), DATA, the body dot-stuffed with every bare CR or LF written as CRLF, end of
+ * data; RSET before a message on a reused connection; QUIT. With PIPELINING, MAIL, the RCPTs
+ * and DATA leave in one write (RFC 2920) and the replies are matched in order. In LMTP mode
+ * the server answers once per accepted recipient after the final dot.
  *
  * After the 220 reply to STARTTLS every byte the server sent in plaintext is discarded
  * (STARTTLS injection) and the caller must start TLS, then call smtp_client_tls_done(), which
@@ -36,6 +37,7 @@
 #define SMTP_EXT_STARTTLS      0x10u
 #define SMTP_EXT_DSN           0x20u
 #define SMTP_EXT_ENHANCED      0x40u
+#define SMTP_EXT_AUTH          0x80u  /* with PLAIN or LOGIN among its mechanisms */
 
 /* Message flags (struct smtp_client_msg.flags); the same values as IPC_F_*. */
 #define SMTP_MSG_SMTPUTF8      0x01u
@@ -69,6 +71,7 @@ enum smtp_client_stage {
     SMTP_STAGE_GREETING = 0,
     SMTP_STAGE_HELO,
     SMTP_STAGE_STARTTLS,
+    SMTP_STAGE_AUTH,
     SMTP_STAGE_RSET,
     SMTP_STAGE_MAIL,
     SMTP_STAGE_RCPT,
@@ -103,6 +106,14 @@ struct smtp_client_conf {
     const char          *helo_name;    /* our name for EHLO/LHLO */
     int                  lmtp;         /* 1: LMTP (LHLO, per-recipient replies after DATA) */
     enum smtp_client_tls tls;
+    /* SASL credentials (copied, wiped at free), NULL: no AUTH. They are sent only inside
+     * TLS: without it the session fails with 4.7.0 before AUTH, as Postfix's default
+     * noplaintext does. A server that offers no usable AUTH gets none (the caller can see
+     * smtp_client_auth_state()); a refused AUTH fails the session with the server's reply,
+     * its class 5 made 4 (Postfix's smtp_sasl_auth_soft_bounce: a password problem defers
+     * mail rather than bouncing it). */
+    const char          *auth_user;
+    const char          *auth_pass;
 };
 
 struct smtp_client;
@@ -145,6 +156,9 @@ void smtp_client_quit(struct smtp_client *);
 unsigned smtp_client_ext(const struct smtp_client *);          /* SMTP_EXT_* */
 uint64_t smtp_client_size_limit(const struct smtp_client *);   /* 0: none announced */
 int      smtp_client_is_tls(const struct smtp_client *);           /* after tls_done */
+/* smtp_client_auth_state - 1: authenticated; 0: no credentials given; -1: credentials
+ * given but the server offered no AUTH with PLAIN or LOGIN, so none was sent. */
+int      smtp_client_auth_state(const struct smtp_client *);
 /* smtp_client_rcpt_result - the reply for recipient i of the last message (code 0 while
  * none): the RCPT reply if it failed, else the reply to end of data (or LMTP's own). */
 const struct smtp_client_reply *smtp_client_rcpt_result(const struct smtp_client *, size_t i);

@@ -299,6 +299,108 @@ test_smtp_client_tls_required(void)
         "offered by the server] in STARTTLS\nC: QUIT\n");
 }
 
+/* AUTH scenarios share the TLS start: EHLO, STARTTLS, EHLO again over TLS. */
+#define AUTH_TLS_START "220 mx\r\n", "250-mx\r\n250 STARTTLS\r\n", "220 go\r\n"
+#define AUTH_TLS_GOLDEN "S: 220 mx\nC: EHLO c\nS: 250-mx\nS: 250 STARTTLS\nC: STARTTLS\n" \
+                        "S: 220 go\nE: TLS\nC: EHLO c\n"
+
+/* test_smtp_client_auth_plain - PLAIN with the initial response, inside TLS, then mail. */
+static void
+test_smtp_client_auth_plain(void)
+{
+    static const char *const server[] = {
+        AUTH_TLS_START, "250-mx\r\n250-AUTH LOGIN PLAIN\r\n250 PIPELINING\r\n",
+        "235 2.7.0 ok\r\n", "250 ok\r\n250 ok\r\n354 go\r\n", "250 queued\r\n", "221 bye\r\n",
+        NULL,
+    };
+    static const struct smtp_client_msg msg = { .sender = "s@a", .rcpts = two_rcpts,
+                                                .nrcpt = 1 };
+    struct scenario sc = {
+        .conf = { .helo_name = "c", .tls = SMTP_CLIENT_TLS_MUST, .auth_user = "u@x",
+                  .auth_pass = "p w" },
+        .server = server, .msgs = &msg, .nmsgs = 1, .body = "hi\r\n",
+    };
+
+    check_golden(&sc,
+        AUTH_TLS_GOLDEN "S: 250-mx\nS: 250-AUTH LOGIN PLAIN\nS: 250 PIPELINING\n"
+        "C: AUTH PLAIN AHVAeABwIHc=\nS: 235 2.7.0 ok\nE: READY\nC: MAIL FROM:<s@a>\n"
+        "C: RCPT TO:<a@b.test>\nC: DATA\nS: 250 ok\nS: 250 ok\nS: 354 go\nE: DATA\nC: hi\n"
+        "C: .\nS: 250 queued\nE: DONE [250 2.0.0 250 queued]\nC: QUIT\nS: 221 bye\n"
+        "E: CLOSED\n");
+}
+
+/* test_smtp_client_auth_login - LOGIN when PLAIN is not offered (old AUTH= form). */
+static void
+test_smtp_client_auth_login(void)
+{
+    static const char *const server[] = {
+        AUTH_TLS_START, "250-mx\r\n250 AUTH=LOGIN\r\n", "334 VXNlcm5hbWU6\r\n",
+        "334 UGFzc3dvcmQ6\r\n", "235 ok\r\n", "221 bye\r\n", NULL,
+    };
+    struct scenario sc = {
+        .conf = { .helo_name = "c", .tls = SMTP_CLIENT_TLS_MAY, .auth_user = "u@x",
+                  .auth_pass = "p w" },
+        .server = server, .nmsgs = 0, .body = "",
+    };
+
+    check_golden(&sc,
+        AUTH_TLS_GOLDEN "S: 250-mx\nS: 250 AUTH=LOGIN\nC: AUTH LOGIN\nS: 334 VXNlcm5hbWU6\n"
+        "C: dUB4\nS: 334 UGFzc3dvcmQ6\nC: cCB3\nS: 235 ok\nE: READY\nC: QUIT\n"
+        "S: 221 bye\nE: CLOSED\n");
+}
+
+/* test_smtp_client_auth_refused - 535: the session fails in AUTH, deferred (4.7.8). */
+static void
+test_smtp_client_auth_refused(void)
+{
+    static const char *const server[] = {
+        AUTH_TLS_START, "250-mx\r\n250 AUTH PLAIN\r\n", "535 5.7.8 bad credentials\r\n",
+        NULL,
+    };
+    static const struct smtp_client_msg msg = { .sender = "s", .rcpts = two_rcpts,
+                                                .nrcpt = 1 };
+    struct scenario sc = {
+        .conf = { .helo_name = "c", .tls = SMTP_CLIENT_TLS_MUST, .auth_user = "u@x",
+                  .auth_pass = "p w" },
+        .server = server, .msgs = &msg, .nmsgs = 1, .body = "",
+    };
+
+    check_golden(&sc,
+        AUTH_TLS_GOLDEN "S: 250-mx\nS: 250 AUTH PLAIN\nC: AUTH PLAIN AHVAeABwIHc=\n"
+        "S: 535 5.7.8 bad credentials\nE: ERROR [435 4.7.8 535 5.7.8 bad credentials] in "
+        "AUTH\nC: QUIT\n");
+}
+
+/* test_smtp_client_auth_needs_tls - offered AUTH but no TLS: nothing sent, 4.7.0; a server
+ * without AUTH gets the mail without it. */
+static void
+test_smtp_client_auth_needs_tls(void)
+{
+    static const char *const plain_server[] = { "220 mx\r\n", "250-mx\r\n250 AUTH PLAIN\r\n",
+                                                NULL };
+    static const char *const noauth_server[] = { "220 mx\r\n", "250 mx\r\n", "221 bye\r\n",
+                                                 NULL };
+    struct scenario sc = {
+        .conf = { .helo_name = "c", .tls = SMTP_CLIENT_TLS_MAY, .auth_user = "u@x",
+                  .auth_pass = "p w" },
+        .server = plain_server, .nmsgs = 0, .body = "",
+    };
+    struct smtp_client *c;
+
+    check_golden(&sc,
+        "S: 220 mx\nC: EHLO c\nS: 250-mx\nS: 250 AUTH PLAIN\nE: ERROR [0 4.7.0 SASL "
+        "authentication needs TLS: the password is not sent in plaintext] in AUTH\n"
+        "C: QUIT\n");
+    sc.server = noauth_server;
+    check_golden(&sc,
+        "S: 220 mx\nC: EHLO c\nS: 250 mx\nE: READY\nC: QUIT\nS: 221 bye\nE: CLOSED\n");
+    c = smtp_client_new(&sc.conf);
+    smtp_client_feed(c, "220 mx\r\n250 mx\r\n", 16);
+    CHECK(smtp_client_step(c) == SMTP_CLIENT_EV_READY);
+    CHECK(smtp_client_auth_state(c) == -1);
+    smtp_client_free(&c);
+}
+
 /* test_smtp_client_local_refusals - SMTPUTF8 not offered (5.6.7), too big for SIZE (5.3.4);
  * the session stays usable for the next message; RSET before the second transaction. */
 static void
@@ -503,6 +605,10 @@ main(void)
     TEST_RUN(test_smtp_client_helo_fallback);
     TEST_RUN(test_smtp_client_starttls);
     TEST_RUN(test_smtp_client_tls_required);
+    TEST_RUN(test_smtp_client_auth_plain);
+    TEST_RUN(test_smtp_client_auth_login);
+    TEST_RUN(test_smtp_client_auth_refused);
+    TEST_RUN(test_smtp_client_auth_needs_tls);
     TEST_RUN(test_smtp_client_local_refusals);
     TEST_RUN(test_smtp_client_lmtp);
     TEST_RUN(test_smtp_client_pipelined_none_accepted);
