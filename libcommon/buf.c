@@ -61,6 +61,17 @@ xstrndup(const char *s, size_t n)
     return p;
 }
 
+/* xfree_secret - see buf.h. */
+void
+xfree_secret(char **sp)
+{
+    if (*sp == NULL)
+        return;
+    explicit_bzero(*sp, strlen(*sp));
+    free(*sp);
+    *sp = NULL;
+}
+
 /* xasprintf - formatted string in fresh memory. */
 char *
 xasprintf(const char *fmt, ...)

@@ -42,5 +42,7 @@ void        *xrealloc(void *, size_t);
 char        *xstrdup(const char *);
 char        *xstrndup(const char *, size_t);
 char        *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* xfree_secret - wipe a string (a password), free it, set the pointer NULL; NULL: no-op. */
+void         xfree_secret(char **);
 
 #endif

@@ -94,17 +94,6 @@ smtp_client_stage_name(enum smtp_client_stage st)
     return (size_t)st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
 }
 
-/* smtp_client_secret_free - wipe, then free, a credential. */
-static void
-smtp_client_secret_free(char **sp)
-{
-    if (*sp == NULL)
-        return;
-    explicit_bzero(*sp, strlen(*sp));
-    free(*sp);
-    *sp = NULL;
-}
-
 struct smtp_client *
 smtp_client_new(const struct smtp_client_conf *conf)
 {
@@ -137,8 +126,8 @@ smtp_client_free(struct smtp_client **cp)
     free(c->res);
     free(c->exp);
     free(c->helo_name);
-    smtp_client_secret_free(&c->auth_user);
-    smtp_client_secret_free(&c->auth_pass);
+    xfree_secret(&c->auth_user);
+    xfree_secret(&c->auth_pass);
     free(c);
     *cp = NULL;
 }

@@ -52,23 +52,12 @@ struct smtpd_pwcheck {
     int                       nthreads;
 };
 
-/* smtpd_pwcheck_wipe_free - wipe a string, then free it. */
-static void
-smtpd_pwcheck_wipe_free(char **sp)
-{
-    if (*sp == NULL)
-        return;
-    explicit_bzero(*sp, strlen(*sp));
-    free(*sp);
-    *sp = NULL;
-}
-
 /* smtpd_pwcheck_job_free - a job and whatever secrets it still holds. */
 static void
 smtpd_pwcheck_job_free(struct smtpd_pwcheck_job *j)
 {
-    smtpd_pwcheck_wipe_free(&j->password);
-    smtpd_pwcheck_wipe_free(&j->hash);
+    xfree_secret(&j->password);
+    xfree_secret(&j->hash);
     free(j);
 }
 
@@ -99,8 +88,8 @@ smtpd_pwcheck_worker(void *arg)
         pthread_mutex_unlock(&p->lock);
 
         ok = pwhash_check(j->password, j->hash);
-        smtpd_pwcheck_wipe_free(&j->password);
-        smtpd_pwcheck_wipe_free(&j->hash);
+        xfree_secret(&j->password);
+        xfree_secret(&j->hash);
 
         pthread_mutex_lock(&p->lock);
         j->ok = ok;
