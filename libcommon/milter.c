@@ -67,6 +67,35 @@ milter_put_strings(struct buf *b, char cmd, const char *const *v, size_t n)
         (void)buf_append(b, v[i], strlen(v[i]) + 1);
 }
 
+/* milter_param_len - the length of the parameter at p (up to a space or the end). */
+static size_t
+milter_param_len(const char *p)
+{
+    return strcspn(p, " ");
+}
+
+void
+milter_put_args(struct buf *b, char cmd, const char *addr, const char *params)
+{
+    const char *p;
+    size_t      len = strlen(addr) + 1, n;
+
+    for (p = params; *p != '\0'; p += n) {
+        p += strspn(p, " ");
+        if ((n = milter_param_len(p)) > 0)
+            len += n + 1;
+    }
+    milter_put_head(b, cmd, len);
+    (void)buf_append(b, addr, strlen(addr) + 1);
+    for (p = params; *p != '\0'; p += n) {
+        p += strspn(p, " ");
+        if ((n = milter_param_len(p)) > 0) {
+            (void)buf_append(b, p, n);
+            (void)buf_append(b, "", 1);
+        }
+    }
+}
+
 void
 milter_put_connect(struct buf *b, const char *host, const char *addr, unsigned port)
 {
@@ -228,6 +257,22 @@ milter_parse_index(const struct milter_packet *pkt, uint32_t *index, const char 
     rest.data = pkt->data + 4;
     rest.len = pkt->len - 4;
     return milter_parse_strings(&rest, v, n, n);
+}
+
+void
+milter_body_crlf(const char *p, size_t n, struct buf *out)
+{
+    size_t i, start = 0;
+
+    for (i = 0; i < n; i++) {
+        if (p[i] != '\r' && p[i] != '\n')
+            continue;
+        (void)buf_append(out, p + start, i - start);
+        if (p[i] == '\n')
+            (void)buf_append(out, "\r\n", 2);
+        start = i + 1;
+    }
+    (void)buf_append(out, p + start, n - start);
 }
 
 /* milter_hdrs_push - room for one more field at index at; returns it. */

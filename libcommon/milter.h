@@ -80,6 +80,10 @@ void milter_put_optneg(struct buf *, uint32_t actions, uint32_t protocol);
 void milter_put(struct buf *, char cmd, const void *data, size_t len);
 /* milter_put_strings - a packet whose data is n NUL-terminated strings (HELO, MAIL, RCPT). */
 void milter_put_strings(struct buf *, char cmd, const char *const *v, size_t n);
+/* milter_put_args - SMFIC_MAIL or SMFIC_RCPT: the address, then each ESMTP parameter of
+ * params (as the client gave them, separated by spaces; "" for none) as a string of its own,
+ * as Sendmail and Postfix send them. */
+void milter_put_args(struct buf *, char cmd, const char *addr, const char *params);
 /* milter_put_connect - SMFIC_CONNECT: addr "" is an unknown family (local submission). */
 void milter_put_connect(struct buf *, const char *host, const char *addr, unsigned port);
 /* milter_put_macros - SMFIC_MACRO for the command stage: n name/value pairs in v[2n];
@@ -105,6 +109,11 @@ int milter_parse_strings(const struct milter_packet *, const char **v, size_t n,
 /* milter_parse_index - a 32-bit index then strings (CHGHEADER, INSHEADER). */
 int milter_parse_index(const struct milter_packet *, uint32_t *index, const char **v,
                        size_t n);
+
+/* milter_body_crlf - a chunk of a replacement body (SMFIR_REPLBODY) as it is stored: every
+ * CR dropped and every LF written as CRLF, so whatever line ends the milter uses (chunks
+ * may split a CRLF) the queue gets CRLF and never a bare CR. Appended to out. */
+void milter_body_crlf(const char *p, size_t n, struct buf *out);
 
 /* A header section as a list of fields: each with its name and raw bytes (folded lines and
  * the CRLF included), as the message had it or as a milter made it. */

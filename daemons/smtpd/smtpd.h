@@ -52,6 +52,7 @@ struct smtpd_session;
 struct smtpd_cmd_wait;
 struct content;
 struct smtpd_milter;
+struct smtpd_milter_verdict;
 
 /* What a listener serves (POSTERN_LISTENERS): port 25, 587 or 465 behaviour. */
 enum smtpd_service {
@@ -249,6 +250,7 @@ struct smtpd_session {
     /* the transaction */
     char            *sender;           /* "" for <> */
     struct smtp_mail_params mail;
+    char            *mail_esmtp;       /* ... its parameters as given, for milters, or NULL */
     int              smtputf8;
     struct smtpd_rcpt *rcpts;
     size_t           nrcpt, rcpt_cap;
@@ -303,6 +305,9 @@ void smtpd_cmd_auth_abort(struct smtpd_session *, int code, const char *enh,
                           const char *text);  /* end an exchange with this reply */
 void smtpd_cmd_auth_cancel(struct smtpd_session *);  /* drop a password check in progress */
 void smtpd_cmd_session_reset(struct smtpd_session *);  /* back to before EHLO */
+/* smtpd_cmd_data_verdict - the milters' verdict on DATA: 1 if they refused it (answered and
+ * logged), else 0 (a DISCARD is kept for the end of the message). */
+int  smtpd_cmd_data_verdict(struct smtpd_session *, const struct smtpd_milter_verdict *);
 
 /* smtpd_data.c */
 void smtpd_data_begin(struct smtpd_session *);       /* DATA accepted: ask qmgr */

@@ -68,6 +68,7 @@ struct smtpd_cmd_wait {
     enum policy_kind        verdict;  /* and a HOLD or DISCARD of the recipient stage */
     char                   *why;
     char                   *auth_arg; /* AUTH: mechanism and initial response (a secret) */
+    char                   *esmtp;    /* RCPT: the parameters as given, for milters */
 };
 
 /* smtpd_cmd_client_label - "name[addr]", the client as logs name it. */
@@ -103,6 +104,7 @@ smtpd_cmd_wait_free(struct smtpd_cmd_wait **wp)
         return;
     resolve_list_free(&w->l);
     free(w->why);
+    free(w->esmtp);
     if (w->auth_arg != NULL) {
         explicit_bzero(w->auth_arg, strlen(w->auth_arg));
         free(w->auth_arg);
@@ -128,6 +130,8 @@ smtpd_cmd_txn_reset(struct smtpd_session *s)
     s->rcpts = NULL;
     s->nrcpt = s->rcpt_cap = 0;
     memset(&s->mail, 0, sizeof(s->mail));
+    free(s->mail_esmtp);
+    s->mail_esmtp = NULL;
     s->smtputf8 = 0;
     s->qid[0] = '\0';
     s->txn_verdict = POLICY_NONE;
@@ -545,6 +549,8 @@ smtpd_cmd_mail(struct smtpd_session *s, const struct smtp_cmd *cmd)
         s->sender = xstrdup(path.addr);
     }
     s->mail = mp;
+    free(s->mail_esmtp);
+    s->mail_esmtp = xstrndup(cmd->arg + end, cmd->arglen - end);
     s->smtputf8 = mp.smtputf8;
     /* the transaction is set up but not open (still SMTPD_ST_GREETED) until the sender
      * domain's lookup (reject_unknown_sender_domain) and anvil agree */
@@ -694,7 +700,8 @@ smtpd_cmd_rcpt_ask_milters(struct smtpd_session *s)
 {
     struct resolve_list *l = &s->cmd_wait->l;
 
-    if (smtpd_milter_rcpt(s, l->n > 0 ? l->rcpt[0].original : "", smtpd_cmd_rcpt_milter) == 1)
+    if (smtpd_milter_rcpt(s, l->n > 0 ? l->rcpt[0].original : "", s->cmd_wait->esmtp,
+                          smtpd_cmd_rcpt_milter) == 1)
         smtpd_cmd_rcpt_finish(s);
 }
 
@@ -807,6 +814,7 @@ smtpd_cmd_rcpt(struct smtpd_session *s, const struct smtp_cmd *cmd)
         /* anvil and the milters may answer later: keep what adding the recipients needs */
         s->cmd_wait = xcalloc(1, sizeof(*s->cmd_wait));
         s->cmd_wait->rp = rp;
+        s->cmd_wait->esmtp = xstrndup(cmd->arg + end, cmd->arglen - end);
         s->cmd_wait->l = l;           /* taken over */
         s->cmd_wait->verdict = verdict;
         s->cmd_wait->why = why;
@@ -818,15 +826,13 @@ smtpd_cmd_rcpt(struct smtpd_session *s, const struct smtp_cmd *cmd)
     resolve_list_free(&l);
 }
 
-/* smtpd_cmd_data_milter - the milters' verdict on DATA; then read on. */
-static void
-smtpd_cmd_data_milter(struct smtpd_session *s, const struct smtpd_milter_verdict *v)
+int
+smtpd_cmd_data_verdict(struct smtpd_session *s, const struct smtpd_milter_verdict *v)
 {
-    if (!smtpd_cmd_milter_refuse(s, "DATA", v)) {
-        smtpd_cmd_milter_discard(s, v);
-        smtpd_data_begin(s);
-    }
-    smtpd_session_resume(s);
+    if (smtpd_cmd_milter_refuse(s, "DATA", v))
+        return 1;
+    smtpd_cmd_milter_discard(s, v);
+    return 0;
 }
 
 /* smtpd_cmd_data - DATA: hand over to smtpd_data once the order is right. */
@@ -851,8 +857,7 @@ smtpd_cmd_data(struct smtpd_session *s, const struct smtp_cmd *cmd)
         smtpd_cmd_txn_reset(s);
         return;
     }
-    if (smtpd_milter_data(s, smtpd_cmd_data_milter) == 1)
-        smtpd_data_begin(s);
+    smtpd_data_begin(s);              /* the milters see DATA once the queue ID is known */
 }
 
 /* smtpd_cmd_starttls - STARTTLS (RFC 3207): 220, then smtpd_session throws away what was

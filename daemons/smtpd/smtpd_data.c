@@ -1,16 +1,16 @@
 /* smtpd_data - the DATA phase: a spool file from qmgr, the message into it, the commit.
  *
  * The flow is the one in doc/internals.md: at DATA send MSG_OPEN; on MSG_OPENED (with a
- * write descriptor) reply 354, write our Received: header, then the data as smtp_data
- * scans it (dots unstuffed, CRLF line ends), in large writes. At the end of data: any
- * limit broken -> the right 5xx and MSG_ABORT; else MSG_COMMIT, close the
- * descriptor and wait for MSG_QUEUED before saying 250. Every failure on our side is 451
- * 4.3.0. A message that will be rejected (too big, too many Received: headers, ...) is
- * still read to its real end (so the client's next command is not taken from the middle of
- * its message) but no longer stored. The Received: header and the envelope's protocol say
- * whether the session was TLS (ESMTPS, the version and cipher) and authenticated
- * (ESMTPSA, the user); for local submission (public/submit) they name the local user and
- * uid and the protocol is LOCAL.
+ * write descriptor) the milters see DATA (the queue ID is known by then), then reply 354,
+ * write our Received: header, then the data as smtp_data scans it (dots unstuffed, CRLF
+ * line ends), in large writes. At the end of data: any limit broken -> the right 5xx and
+ * MSG_ABORT; else MSG_COMMIT, close the descriptor and wait for MSG_QUEUED before saying
+ * 250. Every failure on our side is 451 4.3.0. A message that will be rejected (too big,
+ * too many Received: headers, ...) is still read to its real end (so the client's next
+ * command is not taken from the middle of its message) but no longer stored. The
+ * Received: header and the envelope's protocol say whether the session was TLS (ESMTPS,
+ * the version and cipher) and authenticated (ESMTPSA, the user); for local submission
+ * (public/submit) they name the local user and uid and the protocol is LOCAL.
  *
  * Policy: with content rules set (smtpd_policy_content_new), what the scanner stores goes
  * through the content scanner on its way to the spool file (our Received: header does
@@ -185,12 +185,13 @@ smtpd_data_fail(struct smtpd_session *s, const char *text)
     smtpd_cmd_txn_reset(s);
 }
 
+static void smtpd_data_milter_data(struct smtpd_session *, const struct smtpd_milter_verdict *);
+static void smtpd_data_ready(struct smtpd_session *);
+
 /* smtpd_data_opened - qmgr's answer to MSG_OPEN. */
 void
 smtpd_data_opened(struct smtpd_session *s, uint32_t status, const char *qid, int fd)
 {
-    const char *why;
-
     if (status != 0 || fd < 0 || !qid_valid(qid)) {
         log_warnx("queue file open failed: status=%u qid=%s client=[%s]", status, qid,
                   s->addr);
@@ -205,6 +206,31 @@ smtpd_data_opened(struct smtpd_session *s, uint32_t status, const char *qid, int
     }
     snprintf(s->qid, sizeof(s->qid), "%s", qid);
     s->body_fd = fd;
+    /* still SMTPD_ST_WAIT_OPEN (no command is read) while the milters see DATA */
+    if (smtpd_milter_data(s, smtpd_data_milter_data) == 1)
+        smtpd_data_ready(s);
+}
+
+/* smtpd_data_milter_data - the milters' verdict on DATA: on, or the file given back and the
+ * transaction kept (as a refused DATA leaves it); then read on. */
+static void
+smtpd_data_milter_data(struct smtpd_session *s, const struct smtpd_milter_verdict *v)
+{
+    if (smtpd_cmd_data_verdict(s, v)) {
+        smtpd_data_abort(s);
+        s->state = SMTPD_ST_MAIL;
+    } else {
+        smtpd_data_ready(s);
+    }
+    smtpd_session_resume(s);
+}
+
+/* smtpd_data_ready - the spool file is ours and the milters agree: 354, our Received:. */
+static void
+smtpd_data_ready(struct smtpd_session *s)
+{
+    const char *why;
+
     buf_reset(&s->body);
     s->body_written = 0;
     s->body_error = 0;
@@ -274,7 +300,8 @@ smtpd_data_drop(struct smtpd_session *s)
     int dropped = 0;
 
     smtpd_data_close_fd(s);
-    if (s->state == SMTPD_ST_DATA && s->qid[0] != '\0' && smtpd.qmgr != NULL) {
+    if ((s->state == SMTPD_ST_DATA || s->state == SMTPD_ST_WAIT_OPEN) && s->qid[0] != '\0'
+        && smtpd.qmgr != NULL) {
         struct ipc_msg_abort a = { .qid = s->qid };
         (void)ipc_msg_abort_send(smtpd.qmgr, s->id, &a, -1);
         dropped = 1;
@@ -608,6 +635,7 @@ smtpd_data_qmgr_lost(struct smtpd_session *s)
     case SMTPD_ST_WAIT_QUEUED:
         if (s->qid[0] != '\0')
             log_warnx("%s: qmgr lost before the commit was confirmed", s->qid);
+        smtpd_data_close_fd(s);       /* opened while the milters saw DATA */
         s->qid[0] = '\0';
         smtpd_data_fail(s, "queue manager unavailable, try again later");
         smtpd_session_resume(s);

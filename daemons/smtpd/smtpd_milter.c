@@ -11,10 +11,11 @@
  * At end of message the milters read the message back from the spool file (qmgr opens it
  * read-write for us), which holds everything the client sent after our own Received:
  * header and the content rules' changes: the header fields one by one, the body in chunks
- * of at most 65535 octets. Each milter sees the message as received; the modifications
- * of all of them are kept in order and applied once, to the header section in the file
- * (the body is moved to make room) and to the envelope, before the commit. Replacing the
- * body is not negotiated. */
+ * of at most 65535 octets. A milter's modifications are kept in order while it answers
+ * and applied when it is done, before the next milter is asked: to the header section in
+ * the file (the body is moved to make room), to the body (a new body is written past the
+ * end of the message, then moved into place) and to the envelope. So each milter sees the
+ * message as the ones before it left it, as with Postfix, and the commit follows the last. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -38,9 +39,9 @@
 #define SMTPD_MILTER_READ      (64 * 1024)
 
 /* The actions we apply and the steps we can leave out or send without a reply. */
-#define SMTPD_MILTER_ACTIONS (MILTER_F_ADDHDRS | MILTER_F_CHGHDRS | MILTER_F_ADDRCPT        \
-                              | MILTER_F_DELRCPT | MILTER_F_QUARANTINE | MILTER_F_CHGFROM   \
-                              | MILTER_F_ADDRCPT_PAR)
+#define SMTPD_MILTER_ACTIONS (MILTER_F_ADDHDRS | MILTER_F_CHGHDRS | MILTER_F_CHGBODY       \
+                              | MILTER_F_ADDRCPT | MILTER_F_DELRCPT | MILTER_F_QUARANTINE   \
+                              | MILTER_F_CHGFROM | MILTER_F_ADDRCPT_PAR)
 #define SMTPD_MILTER_PROTO   (MILTER_P_NOCONNECT | MILTER_P_NOHELO | MILTER_P_NOMAIL        \
                               | MILTER_P_NORCPT | MILTER_P_NOBODY | MILTER_P_NOHDRS         \
                               | MILTER_P_NOEOH | MILTER_P_NR_HDR | MILTER_P_NOUNKNOWN       \
@@ -94,13 +95,19 @@ struct smtpd_milter {
     struct smtpd_milter_verdict v;
     struct smtpd_milter_verdict session_v;       /* a refusal at connect: from MAIL on */
     char                       *rcpt;
+    char                       *rcpt_esmtp;      /* its ESMTP parameters as given */
     /* end of message */
     struct milter_hdrs          hdrs;
     size_t                      hdr_end;         /* the section's end in the file */
     uint64_t                    body_start, body_off;
     size_t                      hidx;
-    struct smtpd_milter_mod    *mods;
+    struct smtpd_milter_mod    *mods;            /* c[cur]'s, applied when it is done */
     size_t                      nmods;
+    int                         repl;            /* c[cur] replaces the body: the new */
+    uint64_t                    repl_len;        /* one is written after the message */
+    int                         repl_error;      /* ... a write failed */
+    int                         repl_too_big;    /* ... over message_size_limit */
+    char                        repl_last;       /* ... its last octet */
 };
 
 static struct smtpd_milter_conf smtpd_milter_confs[SMTPD_MILTER_MAX];
@@ -110,6 +117,7 @@ static uint64_t                 smtpd_milter_connect_ms, smtpd_milter_command_ms
 static uint64_t                 smtpd_milter_content_ms;
 
 static void smtpd_milter_step(struct smtpd_milter *);
+static int  smtpd_milter_eom_done(struct smtpd_milter *);
 static void smtpd_milter_io(int fd, int events, void *arg);
 
 /* smtpd_milter_parse - "inet:host:port" or "unix:/path" into c. */
@@ -304,15 +312,16 @@ smtpd_milter_deliver(void *arg)
     cb(s, &v);
 }
 
-/* smtpd_milter_finish - the stage is over: tell the caller from a zero timer. */
-static void smtpd_milter_apply(struct smtpd_milter *);
+/* smtpd_milter_finish - the stage is over: tell the caller from a zero timer. Each
+ * milter's modifications are in place already (smtpd_milter_eom_done). */
+static void smtpd_milter_pending_drop(struct smtpd_milter *);
 
 static void
 smtpd_milter_finish(struct smtpd_milter *m)
 {
     m->waiting = 0;
-    if (m->stage == MS_EOM && m->v.kind == POLICY_NONE)
-        smtpd_milter_apply(m);
+    if (m->stage == MS_EOM && m->v.kind == POLICY_NONE && m->s->nrcpt == 0)
+        smtpd_milter_set_verdict(m, POLICY_DISCARD, 250, "2.0.0", "no recipients left");
     ev_timer_del(smtpd.ev, m->timer);
     m->timer = ev_timer_add(smtpd.ev, 0, smtpd_milter_deliver, m);
 }
@@ -334,6 +343,8 @@ static void
 smtpd_milter_fail(struct smtpd_milter *m, const char *why)
 {
     smtpd_milter_drop(&m->c[m->cur], why);
+    if (m->stage == MS_EOM)
+        smtpd_milter_pending_drop(m);  /* what a failed milter asked for is not done */
     m->waiting = m->room_wait = 0;
     ev_timer_del(smtpd.ev, m->timer);
     m->timer = 0;
@@ -401,74 +412,128 @@ smtpd_milter_negotiate(struct smtpd_milter_conn *c)
 
 /* smtpd_milter_tls - the TLS facts for macros, or NULL values in plaintext. */
 static void
-smtpd_milter_tls(const struct smtpd_session *s, const char **version, const char **cipher)
+smtpd_milter_tls(const struct smtpd_session *s, const char **version, const char **cipher,
+                 const char **subject, char *bits, size_t bitslen)
 {
-    *version = *cipher = NULL;
+    *version = *cipher = *subject = NULL;
+    snprintf(bits, bitslen, "0");
     if (s->tls != NULL && s->tls_phase == SMTPD_TLS_ON) {
         const struct tls_facts *f = tls_conn_facts(s->tls);
 
         *version = f->version;
         *cipher = f->cipher;
+        *subject = f->peer_subject[0] ? f->peer_subject : NULL;
+        snprintf(bits, bitslen, "%d", f->bits);
     }
 }
 
-/* smtpd_milter_put_stage - the macros and the command of a stage before the message. */
+/* smtpd_milter_route - {mail_host}/{rcpt_host} and {mail_mailer}/{rcpt_mailer} as Postfix
+ * gives them: the domain it goes to and the transport (local, relay or smtp). NULL for an
+ * address without a domain (<>, a bare <postmaster>). */
+static void
+smtpd_milter_route(const char *addr, const char **host, const char **mailer)
+{
+    const char *at = addr != NULL ? strrchr(addr, '@') : NULL;
+
+    *host = *mailer = NULL;
+    if (at == NULL || at[1] == '\0')
+        return;
+    *host = at + 1;
+    switch (resolve_domain_class(smtpd.resolve, at + 1)) {
+    case RESOLVE_LOCAL: *mailer = "local"; break;
+    case RESOLVE_RELAY_DOMAIN: *mailer = "relay"; break;
+    default: *mailer = "smtp"; break;
+    }
+}
+
+/* smtpd_milter_daemon_addr - {daemon_addr}: our end of the client's connection. */
+static const char *
+smtpd_milter_daemon_addr(const struct smtpd_session *s, char *out, size_t outlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t               len = sizeof(ss);
+
+    if (getsockname(s->fd, (struct sockaddr *)&ss, &len) == -1
+        || getnameinfo((struct sockaddr *)&ss, len, out, (socklen_t)outlen, NULL, 0,
+                       NI_NUMERICHOST) != 0)
+        return NULL;
+    return out;
+}
+
+/* smtpd_milter_put_stage - the macros and the command of a stage before the message: the
+ * macros of Postfix's milter_*_macros defaults (and Sendmail's client ones at connect). */
 static void
 smtpd_milter_put_stage(struct smtpd_milter *m, struct smtpd_milter_conn *c)
 {
     struct smtpd_session *s = m->s;
-    char                  underscore[600], addr[520];
-    const char           *tv, *ci;
+    char                  underscore[600], addr[520], bits[16], daddr[NI_MAXHOST];
+    const char           *tv, *ci, *subj, *host, *mailer;
 
     switch (m->stage) {
     case MS_CONNECT: {
         const char *mac[] = { "j", smtpd.hostname, "{daemon_name}", "postern",
-                              "_", underscore, "{client_addr}", s->addr,
+                              "{daemon_addr}", smtpd_milter_daemon_addr(s, daddr,
+                                                                        sizeof(daddr)),
+                              "v", "Postern", "_", underscore, "{client_addr}", s->addr,
                               "{client_name}", s->client_name[0] ? s->client_name : "unknown",
                               "{client_port}", s->addr_port };
 
         snprintf(underscore, sizeof(underscore), "%s [%s]",
                  s->client_name[0] ? s->client_name : "unknown", s->addr);
-        milter_put_macros(&c->out, MILTER_C_CONNECT, mac, 6);
+        milter_put_macros(&c->out, MILTER_C_CONNECT, mac, sizeof(mac) / sizeof(mac[0]) / 2);
         milter_put_connect(&c->out, s->client_name[0] ? s->client_name : "unknown", s->addr,
                            (unsigned)atoi(s->addr_port));
         break;
     }
     case MS_HELO: {
-        const char *mac[4], *h = s->helo ? s->helo : "";
+        const char *h = s->helo ? s->helo : "";
 
-        smtpd_milter_tls(s, &tv, &ci);
-        mac[0] = "{tls_version}", mac[1] = tv, mac[2] = "{cipher}", mac[3] = ci;
-        milter_put_macros(&c->out, MILTER_C_HELO, mac, 2);
+        smtpd_milter_tls(s, &tv, &ci, &subj, bits, sizeof(bits));
+        {
+            const char *mac[] = { "{tls_version}", tv, "{cipher}", ci,
+                                  "{cipher_bits}", tv ? bits : NULL, "{cert_subject}", subj };
+
+            milter_put_macros(&c->out, MILTER_C_HELO, mac, sizeof(mac) / sizeof(mac[0]) / 2);
+        }
         milter_put_strings(&c->out, MILTER_C_HELO, &h, 1);
         break;
     }
     case MS_MAIL: {
-        const char *mac[] = { "{mail_addr}", s->sender ? s->sender : "",
-                              "{auth_authen}", s->auth_user, "{auth_type}", s->auth_method,
-                              "{tls_version}", NULL, "{cipher}", NULL };
-        const char *arg = addr;
+        smtpd_milter_tls(s, &tv, &ci, &subj, bits, sizeof(bits));
+        smtpd_milter_route(s->sender, &host, &mailer);
+        {
+            const char *mac[] = { "{mail_addr}", s->sender ? s->sender : "",
+                                  "{mail_host}", host, "{mail_mailer}", mailer,
+                                  "{auth_authen}", s->auth_user,
+                                  "{auth_type}", s->auth_user ? s->auth_method : NULL,
+                                  "{tls_version}", tv, "{cipher}", ci,
+                                  "{cipher_bits}", tv ? bits : NULL };
 
-        smtpd_milter_tls(s, &mac[7], &mac[9]);
-        if (s->auth_user == NULL)
-            mac[5] = NULL;
+            milter_put_macros(&c->out, MILTER_C_MAIL, mac, sizeof(mac) / sizeof(mac[0]) / 2);
+        }
         snprintf(addr, sizeof(addr), "<%s>", s->sender ? s->sender : "");
-        milter_put_macros(&c->out, MILTER_C_MAIL, mac, 5);
-        milter_put_strings(&c->out, MILTER_C_MAIL, &arg, 1);
+        milter_put_args(&c->out, MILTER_C_MAIL, addr, s->mail_esmtp ? s->mail_esmtp : "");
         break;
     }
     case MS_RCPT: {
-        const char *mac[] = { "{rcpt_addr}", m->rcpt };
-        const char *arg = addr;
+        smtpd_milter_route(m->rcpt, &host, &mailer);
+        {
+            const char *mac[] = { "{rcpt_addr}", m->rcpt, "{rcpt_host}", host,
+                                  "{rcpt_mailer}", mailer };
 
+            milter_put_macros(&c->out, MILTER_C_RCPT, mac, sizeof(mac) / sizeof(mac[0]) / 2);
+        }
         snprintf(addr, sizeof(addr), "<%s>", m->rcpt);
-        milter_put_macros(&c->out, MILTER_C_RCPT, mac, 1);
-        milter_put_strings(&c->out, MILTER_C_RCPT, &arg, 1);
+        milter_put_args(&c->out, MILTER_C_RCPT, addr, m->rcpt_esmtp ? m->rcpt_esmtp : "");
         break;
     }
-    case MS_DATA:
+    case MS_DATA: {
+        const char *mac[] = { "i", s->qid[0] ? s->qid : NULL };
+
+        milter_put_macros(&c->out, MILTER_C_DATA, mac, 1);
         milter_put(&c->out, MILTER_C_DATA, NULL, 0);
         break;
+    }
     case MS_EOM:
         break;
     }
@@ -494,8 +559,10 @@ smtpd_milter_put_eom(struct smtpd_milter *m, struct smtpd_milter_conn *c)
 {
     struct smtpd_session *s = m->s;
 
-    if (m->sub == SUB_START)
+    if (m->sub == SUB_START) {
+        m->hidx = 0;                  /* each milter gets every field, as it now stands */
         m->sub = (c->proto & MILTER_P_NOHDRS) ? SUB_EOH : SUB_HDRS;
+    }
     if (m->sub == SUB_HDRS) {
         if (m->hidx < m->hdrs.n) {
             const struct milter_field *f = &m->hdrs.f[m->hidx++];
@@ -636,6 +703,41 @@ smtpd_milter_step(struct smtpd_milter *m)
     smtpd_milter_finish(m);
 }
 
+/* smtpd_milter_repl_chunk - SMFIR_REPLBODY: the first chunk of a milter starts a new body,
+ * the next ones go on with it. The new body is written past the end of the message in the
+ * spool file (nothing of it is held in memory) and moved into place when the milter is
+ * done; the message with it may not exceed message_size_limit. */
+static void
+smtpd_milter_repl_chunk(struct smtpd_milter *m, const char *p, size_t n)
+{
+    struct smtpd_session *s = m->s;
+    struct buf            b;
+
+    if (!m->repl) {
+        m->repl = 1;
+        m->repl_len = 0;
+        m->repl_last = '\n';
+    }
+    if (m->repl_error || m->repl_too_big || n == 0)
+        return;
+    buf_init(&b, n + n / 8 + 2);
+    milter_body_crlf(p, n, &b);
+    if (smtpd.size_limit != 0 && m->body_start + m->repl_len + b.len + 2 > smtpd.size_limit) {
+        log_warnx("%s: milter %s: replacement body over message_size_limit", s->qid,
+                  m->c[m->cur].conf->name);
+        m->repl_too_big = 1;
+    } else if (b.len > 0) {
+        if (pwrite(s->body_fd, b.data, b.len, (off_t)(s->body_written + m->repl_len))
+            != (ssize_t)b.len) {
+            log_warn("%s: spool file write of a milter's body", s->qid);
+            m->repl_error = 1;
+        }
+        m->repl_len += b.len;
+        m->repl_last = b.data[b.len - 1];
+    }
+    buf_release(&b);
+}
+
 /* smtpd_milter_keep_mod - a modification at end of message, if its action was agreed. */
 static int
 smtpd_milter_keep_mod(struct smtpd_milter *m, struct smtpd_milter_conn *c,
@@ -651,10 +753,15 @@ smtpd_milter_keep_mod(struct smtpd_milter *m, struct smtpd_milter_conn *c,
     case MILTER_R_DELRCPT: need = MILTER_F_DELRCPT; break;
     case MILTER_R_CHGFROM: need = MILTER_F_CHGFROM; break;
     case MILTER_R_QUARANTINE: need = MILTER_F_QUARANTINE; break;
+    case MILTER_R_REPLBODY: need = MILTER_F_CHGBODY; break;
     default: return -1;
     }
     if (m->stage != MS_EOM || !(c->actions & need) || m->nmods >= SMTPD_MILTER_MODS_MAX)
         return -1;
+    if (p->cmd == MILTER_R_REPLBODY) {
+        smtpd_milter_repl_chunk(m, p->data, p->len);
+        return 0;
+    }
     m->mods = xrealloc(m->mods, (m->nmods + 1) * sizeof(*m->mods));
     m->mods[m->nmods].cmd = p->cmd;
     m->mods[m->nmods].data = xmalloc(p->len + 1);
@@ -758,6 +865,10 @@ smtpd_milter_reply(struct smtpd_milter *m, struct smtpd_milter_conn *c,
         return smtpd_milter_keep_mod(m, c, p);
     }
     m->waiting = 0;
+    if (m->stage == MS_EOM && m->sub == SUB_DONE && smtpd_milter_eom_done(m) == -1) {
+        smtpd_milter_finish(m);
+        return 0;
+    }
     if (m->stage != MS_EOM || m->sub == SUB_DONE) {
         m->cur++;
         m->sub = SUB_START;
@@ -889,11 +1000,16 @@ smtpd_milter_mail(struct smtpd_session *s, smtpd_milter_cb cb)
 }
 
 int
-smtpd_milter_rcpt(struct smtpd_session *s, const char *rcpt, smtpd_milter_cb cb)
+smtpd_milter_rcpt(struct smtpd_session *s, const char *rcpt, const char *esmtp,
+                  smtpd_milter_cb cb)
 {
-    if (s->milter != NULL) {
-        free(s->milter->rcpt);
-        s->milter->rcpt = xstrdup(rcpt);
+    struct smtpd_milter *m = smtpd_milter_get(s);
+
+    if (m != NULL) {
+        free(m->rcpt);
+        m->rcpt = xstrdup(rcpt);
+        free(m->rcpt_esmtp);
+        m->rcpt_esmtp = xstrdup(esmtp ? esmtp : "");
     }
     return smtpd_milter_start(s, MS_RCPT, cb);
 }
@@ -942,6 +1058,19 @@ smtpd_milter_read_header(struct smtpd_milter *m)
     return rc;
 }
 
+/* smtpd_milter_load_header - the header section as the file has it now, for the next milter
+ * (none if it cannot be split: the whole file is then the body). */
+static void
+smtpd_milter_load_header(struct smtpd_milter *m)
+{
+    milter_hdrs_free(&m->hdrs);
+    if (smtpd_milter_read_header(m) == -1) {
+        memset(&m->hdrs, 0, sizeof(m->hdrs));
+        m->hdr_end = 0;
+        m->body_start = 0;
+    }
+}
+
 int
 smtpd_milter_eom(struct smtpd_session *s, smtpd_milter_cb cb)
 {
@@ -949,13 +1078,7 @@ smtpd_milter_eom(struct smtpd_session *s, smtpd_milter_cb cb)
 
     if (m == NULL)
         return 1;
-    milter_hdrs_free(&m->hdrs);
-    m->hidx = 0;
-    if (smtpd_milter_read_header(m) == -1) {
-        memset(&m->hdrs, 0, sizeof(m->hdrs));
-        m->hdr_end = 0;
-        m->body_start = 0;
-    }
+    smtpd_milter_load_header(m);
     return smtpd_milter_start(s, MS_EOM, cb);
 }
 
@@ -1111,38 +1234,80 @@ smtpd_milter_rewrite(struct smtpd_milter *m)
     return rc;
 }
 
-/* smtpd_milter_apply - the kept modifications, in the order they came. */
-static void
-smtpd_milter_apply(struct smtpd_milter *m)
+/* smtpd_milter_body_replace - the new body, written after the message, moved into the
+ * place of the old one (after an empty line, which a message without a body gets now);
+ * -1 on an I/O error. */
+static int
+smtpd_milter_body_replace(struct smtpd_milter *m)
 {
     struct smtpd_session *s = m->s;
-    size_t                i;
-    int                   hdr_changed = 0;
+    uint64_t              to = m->body_start, len = m->repl_len;
+    int                   sep = m->body_start == m->hdr_end;
 
-    for (i = 0; i < m->nmods; i++) {
+    if (len > 0 && m->repl_last != '\n') {
+        if (pwrite(s->body_fd, "\r\n", 2, (off_t)(s->body_written + len)) != 2)
+            return -1;
+        len += 2;
+    }
+    if (sep)
+        to += 2;
+    if (smtpd_milter_file_move(s->body_fd, s->body_written + len, s->body_written, to) == -1
+        || (sep && pwrite(s->body_fd, "\r\n", 2, (off_t)m->hdr_end) != 2))
+        return -1;
+    s->body_written = to + len;
+    return 0;
+}
+
+/* smtpd_milter_eom_done - c[cur] is done with the message: what it asked for goes into the
+ * file and the envelope now, in the order it came, so that the next milter sees the message
+ * as this one left it (as with Postfix). -1 if that failed: m->v says what to answer. */
+static int
+smtpd_milter_eom_done(struct smtpd_milter *m)
+{
+    struct smtpd_session *s = m->s;
+    const char           *who = m->c[m->cur].conf->name;
+    size_t                i;
+    int                   hdr_changed = 0, rc = 0;
+
+    if (m->repl_too_big) {
+        smtpd_milter_set_verdict(m, POLICY_REJECT, 552, "5.3.4",
+                                 "Error: message size exceeds fixed limit");
+        rc = -1;
+    } else if (m->repl && (m->repl_error || smtpd_milter_body_replace(m) == -1)) {
+        log_warn("%s: spool file rewrite for milter %s", s->qid, who);
+        smtpd_milter_set_verdict(m, POLICY_DEFER, 451, "4.3.0", "queue file write error");
+        rc = -1;
+    } else if (m->repl) {
+        log_info("%s: milter %s: body replaced", s->qid, who);
+    }
+    for (i = 0; rc == 0 && i < m->nmods; i++) {
         const struct smtpd_milter_mod *d = &m->mods[i];
 
         if (d->cmd == MILTER_R_ADDHEADER || d->cmd == MILTER_R_INSHEADER
-            || d->cmd == MILTER_R_CHGHEADER) {
+            || d->cmd == MILTER_R_CHGHEADER)
             hdr_changed |= smtpd_milter_header_mod(m, d);
-        } else {
+        else
             smtpd_milter_envelope(s, d);
-        }
     }
-    if (hdr_changed) {
-        log_info("%s: milter: header section changed", s->qid);
+    if (rc == 0 && hdr_changed) {
+        log_info("%s: milter %s: header section changed", s->qid, who);
         if (smtpd_milter_rewrite(m) == -1) {
-            log_warn("%s: spool file rewrite for milters", s->qid);
+            log_warn("%s: spool file rewrite for milter %s", s->qid, who);
             smtpd_milter_set_verdict(m, POLICY_DEFER, 451, "4.3.0", "queue file write error");
+            rc = -1;
         }
     }
-    if (m->v.kind == POLICY_NONE && s->nrcpt == 0)
-        smtpd_milter_set_verdict(m, POLICY_DISCARD, 250, "2.0.0", "no recipients left");
+    if (rc == 0 && (hdr_changed || m->repl))
+        smtpd_milter_load_header(m);
+    m->repl = 0;                      /* in place now: nothing to drop */
+    smtpd_milter_pending_drop(m);
+    return rc;
 }
 
-/* smtpd_milter_mods_free - forget the message's modifications and header copy. */
+/* smtpd_milter_pending_drop - forget c[cur]'s modifications not applied, and cut off a new
+ * body it was writing past the end of the message. */
 static void
-smtpd_milter_mods_free(struct smtpd_milter *m)
+smtpd_milter_pending_drop(struct smtpd_milter *m)
 {
     size_t i;
 
@@ -1151,6 +1316,17 @@ smtpd_milter_mods_free(struct smtpd_milter *m)
     free(m->mods);
     m->mods = NULL;
     m->nmods = 0;
+    if (m->repl && m->s->body_fd >= 0 && ftruncate(m->s->body_fd, (off_t)m->s->body_written))
+        log_warn("%s: spool file truncate", m->s->qid);
+    m->repl = m->repl_error = m->repl_too_big = 0;
+    m->repl_len = 0;
+}
+
+/* smtpd_milter_mods_free - forget the message's modifications and header copy. */
+static void
+smtpd_milter_mods_free(struct smtpd_milter *m)
+{
+    smtpd_milter_pending_drop(m);
     milter_hdrs_free(&m->hdrs);
 }
 
@@ -1218,6 +1394,7 @@ smtpd_milter_end(struct smtpd_session *s)
     }
     smtpd_milter_mods_free(m);
     free(m->rcpt);
+    free(m->rcpt_esmtp);
     free(m->c);
     free(m);
     s->milter = NULL;

@@ -39,7 +39,9 @@ int  smtpd_milter_init(char *err, size_t errlen);
 int  smtpd_milter_connect(struct smtpd_session *, smtpd_milter_cb);
 int  smtpd_milter_helo(struct smtpd_session *, smtpd_milter_cb);
 int  smtpd_milter_mail(struct smtpd_session *, smtpd_milter_cb);
-int  smtpd_milter_rcpt(struct smtpd_session *, const char *rcpt, smtpd_milter_cb);
+/* smtpd_milter_rcpt - rcpt as the client gave it, esmtp its ESMTP parameters as given. */
+int  smtpd_milter_rcpt(struct smtpd_session *, const char *rcpt, const char *esmtp,
+                       smtpd_milter_cb);
 int  smtpd_milter_data(struct smtpd_session *, smtpd_milter_cb);
 /* smtpd_milter_eom - the message is in the spool file (s->body_fd, s->body_written
  * octets): headers, body and end of message to each milter; before cb is told "go on",

@@ -32,6 +32,54 @@ test_milter_encode(void)
     buf_release(&b);
 }
 
+/* test_milter_args - MAIL/RCPT: the address, then each ESMTP parameter as its own string. */
+static void
+test_milter_args(void)
+{
+    struct buf        b;
+    static const char mail[] = "\0\0\0\x27" "M<a@b>\0SIZE=100\0BODY=8BITMIME\0SMTPUTF8\0";
+    static const char rcpt[] = "\0\0\0\x07" "R<c@d>\0";
+
+    buf_init(&b, 64);
+    milter_put_args(&b, 'M', "<a@b>", " SIZE=100  BODY=8BITMIME SMTPUTF8 ");
+    CHECK(b.len == sizeof(mail) - 1 && memcmp(b.data, mail, b.len) == 0);
+    buf_reset(&b);
+    milter_put_args(&b, 'R', "<c@d>", "");
+    CHECK(b.len == sizeof(rcpt) - 1 && memcmp(b.data, rcpt, b.len) == 0);
+    buf_release(&b);
+}
+
+/* test_milter_body_crlf - any line end a milter uses in a new body is stored as CRLF, also
+ * when a chunk ends between CR and LF; a bare CR never reaches the queue. */
+static void
+test_milter_body_crlf(void)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        { "a\nb\n", "a\r\nb\r\n" },
+        { "a\r\nb\r\n", "a\r\nb\r\n" },
+        { "a\rb", "ab" },
+        { "", "" },
+        { "no end", "no end" },
+    };
+    struct buf b;
+    size_t     i;
+
+    buf_init(&b, 64);
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        buf_reset(&b);
+        milter_body_crlf(cases[i].in, strlen(cases[i].in), &b);
+        CHECK(b.len == strlen(cases[i].out)
+              && (b.len == 0 || memcmp(b.data, cases[i].out, b.len) == 0));
+    }
+    buf_reset(&b);
+    milter_body_crlf("x\r", 2, &b);   /* CRLF split over two chunks */
+    milter_body_crlf("\ny", 2, &b);
+    CHECK(b.len == 4 && memcmp(b.data, "x\r\ny", 4) == 0);
+    buf_release(&b);
+}
+
 /* test_milter_take - whole, partial, empty and oversized packets. */
 static void
 test_milter_take(void)
@@ -157,6 +205,8 @@ int
 main(void)
 {
     TEST_RUN(test_milter_encode);
+    TEST_RUN(test_milter_args);
+    TEST_RUN(test_milter_body_crlf);
     TEST_RUN(test_milter_take);
     TEST_RUN(test_milter_replies);
     TEST_RUN(test_milter_hdrs);
