@@ -136,6 +136,14 @@ static const struct config_key config_keys[] = {
     K_TIME("smtpd_dnsbl_timeout", "10s"),
     K_BOOL("smtpd_reject_unknown_sender_domain", "no"),
     K_INT("smtpd_unknown_address_reject_code", "450", 400, 599),
+    /* Postfix's built-in reject_* restrictions (smtpd_restrict.c) */
+    K_BOOL("smtpd_reject_unknown_client_hostname", "no"),
+    K_BOOL("smtpd_reject_unknown_reverse_client_hostname", "no"),
+    K_INT("unknown_client_hostname_reject_code", "450", 400, 599),
+    K_BOOL("smtpd_reject_invalid_helo_hostname", "no"),
+    K_BOOL("smtpd_reject_non_fqdn_helo_hostname", "no"),
+    K_BOOL("smtpd_reject_non_fqdn_sender", "no"),
+    K_BOOL("smtpd_reject_non_fqdn_recipient", "no"),
     /* client limits (anvil) and the connect phase */
     K_INT("smtpd_client_connection_count_limit", "50", 0, 1000000),
     K_INT("smtpd_client_connection_rate_limit", "0", 0, 100000000),

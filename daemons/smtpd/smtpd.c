@@ -44,6 +44,7 @@
 #include "smtpd_dns.h"
 #include "smtpd_dnsbl.h"
 #include "smtpd_domain.h"
+#include "smtpd_restrict.h"
 #include "smtpd_milter.h"
 #include "smtpd_login.h"
 #include "smtpd_anvil.h"
@@ -714,7 +715,8 @@ main(int argc, char **argv)
         (void)localtime_r(&now, &tm);
     }
     smtpd.ev = ev_new();
-    if (smtpd_dnsbl_init(err, sizeof(err)) == -1 || smtpd_domain_init(err, sizeof(err)) == -1)
+    if (smtpd_dnsbl_init(err, sizeof(err)) == -1 || smtpd_domain_init(err, sizeof(err)) == -1
+        || smtpd_restrict_init(err, sizeof(err)) == -1)
         fatalx("%s", err);
     if (smtpd_milter_init(err, sizeof(err)) == -1)   /* resolves inet: names */
         fatalx("%s", err);

@@ -172,6 +172,7 @@ struct smtpd_session {
     char             addr_port[80];    /* for logs */
     char             client_name[256]; /* forward-confirmed reverse name, or "unknown" */
     char             client_ptr[256];  /* first PTR name (unconfirmed), or "unknown" */
+    int              peername_temp;    /* ... the lookup failed for now (DNS error, timeout) */
     void            *dns;              /* smtpd_dns.c: a lookup in progress, or NULL */
     void            *dnsbl;            /* smtpd_dnsbl.c: DNSBL lookups in progress, or NULL */
     char            *dnsbl_zone;       /* ... the site that blocks the client, or NULL */

@@ -52,6 +52,7 @@ smtpd_dns_names(struct smtpd_session *s, const char *ptr, const char *name)
 {
     snprintf(s->client_ptr, sizeof(s->client_ptr), "%s", ptr);
     snprintf(s->client_name, sizeof(s->client_name), "%s", name);
+    s->peername_temp = 0;
 }
 
 /* smtpd_dns_drop - cancel what is in flight, unhook from the session, free. */
@@ -81,6 +82,7 @@ smtpd_dns_finish(struct smtpd_dns *d, const char *why)
             name = d->fwd[i].name;
     if (name != NULL)
         snprintf(s->client_name, sizeof(s->client_name), "%s", name);
+    s->peername_temp = name == NULL && why != NULL;   /* only errors and timeouts say why */
     if (why != NULL)
         log_info("peername: addr=%s ptr=%s name=%s ms=%llu (%s)", s->addr, s->client_ptr,
                  s->client_name, ms, why);
@@ -242,6 +244,7 @@ smtpd_dns_client(struct smtpd_session *s, smtpd_dns_cb cb)
     d->started = ev_now_ms();
     if ((d->ptr_id = dns_query(qname, DNS_T_PTR, smtpd_dns_ptr_answer, d)) < 0) {
         free(d);
+        s->peername_temp = 1;
         return 1;                      /* dns_query logged why */
     }
     d->timer = ev_timer_add(smtpd.ev, smtpd_dns_timeout_ms, smtpd_dns_timeout, d);

@@ -23,6 +23,7 @@
 #include "smtp_reply.h"
 #include "smtpd.h"
 #include "smtpd_policy.h"
+#include "smtpd_restrict.h"
 
 #define SMTPD_POLICY_SUBJECT_MAX 100   /* octets of a header or body line in a log line */
 #define SMTPD_POLICY_LABEL 340         /* "name[addr]" */
@@ -200,15 +201,19 @@ smtpd_policy_check(struct smtpd_session *s, enum policy_stage stage, const char 
     char                    label[SMTPD_POLICY_LABEL];
 
     memset(out, 0, sizeof(*out));
-    if (t == NULL || policy_tables_count(t) == 0 || s->svc == SMTPD_SVC_SUBMIT)
+    if (s->svc == SMTPD_SVC_SUBMIT)
         return POLICY_NONE;
     if (stage == POLICY_CLIENT)
         key = c.key = s->client_name[0] ? s->client_name : "unknown";
-    k = policy_access_check(t, stage, key, stage == POLICY_CLIENT ? s->addr : NULL,
-                            smtpd_policy_client_label(s, label, sizeof(label)),
-                            smtpd_policy_warn, &c, out);
+    k = POLICY_NONE;
+    smtpd_policy_client_label(s, label, sizeof(label));
+    if (t != NULL && policy_tables_count(t) > 0)
+        k = policy_access_check(t, stage, key, stage == POLICY_CLIENT ? s->addr : NULL, label,
+                                smtpd_policy_warn, &c, out);
     if (k == POLICY_DUNNO || k == POLICY_WARN)
         k = POLICY_NONE;              /* not an answer: the search ran out */
+    if (k == POLICY_NONE)             /* the built-in restrictions come after the tables */
+        k = smtpd_restrict_check(s, stage, key, out);
     out->kind = k;
     if (k != POLICY_NONE)
         log_debug("%s access: %s from %s: %s (%s)", policy_stage_name(stage), cmd, label,
