@@ -14,8 +14,9 @@
  * opens and each entry is an access action (policy_tables_validate), and each content rule
  * file (header_checks, mime_header_checks, body_checks) compiles and each value is a
  * content action, so a bad pattern is reported here as "file:line: pattern error at offset
- * N: message" and not by smtpd refusing to start. -v prints every setting with its
- * effective value. */
+ * N: message" and not by smtpd refusing to start. Each smtp_tls_policy_map value must start
+ * with a TLS level; where a level is dane or dane-only, dnssec_trust_anchor_file must
+ * parse as the smtp agent will read it. -v prints every setting with its effective value. */
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "dns_anchor.h"
 #include "dnsbl.h"
 #include "log.h"
 #include "map.h"
@@ -437,6 +439,69 @@ postern_check_master(const struct postern_ctx *ctx, const struct config *cfg)
 }
 
 /* postern_check_emit - one line of `postern check -v`. */
+/* postern_check_policy_level - one smtp_tls_policy_map entry: its first word is a level. */
+static int
+postern_check_policy_level(void *arg, const char *key, const char *value)
+{
+    int           *dane = arg;
+    char           word[32];
+    enum tls_level l;
+
+    snprintf(word, sizeof(word), "%.*s", (int)strcspn(value, " \t"), value);
+    if (tls_level_parse(word, &l) == -1) {
+        fprintf(stderr, "postern: smtp_tls_policy_map: %s: \"%s\" is not a TLS level "
+                "(none, may, encrypt, verify, dane, dane-only)\n", key, word);
+        return 1;
+    }
+    if (l >= TLS_LEVEL_DANE)
+        *dane = 1;
+    return 0;
+}
+
+/* postern_check_dane - policy map levels, and the trust anchor that DANE needs. The anchor
+ * is checked where DANE is asked for, or where the file exists (it will then be loaded). */
+static int
+postern_check_dane(const struct config *cfg)
+{
+    const char       *policy = config_path(cfg, "smtp_tls_policy_map");
+    const char       *ta = config_path(cfg, "dnssec_trust_anchor_file");
+    struct dns_anchor anchors;
+    struct map       *m;
+    enum tls_level    l;
+    int               dane = 0;
+    char              err[1024];
+
+    if (tls_level_parse(config_str(cfg, "smtp_tls_security_level"), &l) == 0
+        && l >= TLS_LEVEL_DANE)
+        dane = 1;
+    if (*policy != '\0' && (m = map_open(policy, err, sizeof(err))) != NULL) {
+        int rc = map_walk(m, postern_check_policy_level, &dane, err, sizeof(err));
+
+        map_close(&m);
+        if (rc == -1)
+            fprintf(stderr, "postern: smtp_tls_policy_map: %s\n", err);
+        if (rc != 0)
+            return -1;
+    }
+    if (*ta == '\0') {
+        if (dane)
+            fprintf(stderr, "postern: warning: TLS level dane without "
+                    "dnssec_trust_anchor_file: nothing validates, so dane acts as may and "
+                    "dane-only defers\n");
+        return 0;
+    }
+    if (!dane && access(ta, F_OK) == -1 && errno == ENOENT)
+        return 0;
+    if (dns_anchor_load(ta, &anchors, err, sizeof(err)) == -1) {
+        fprintf(stderr, "postern: dnssec_trust_anchor_file: %s%s\n", err,
+                strcmp(ta, "/usr/share/dns/root.key") == 0
+                    ? " (Debian package dns-root-data)" : "");
+        return -1;
+    }
+    dns_anchor_clear(&anchors);
+    return 0;
+}
+
 static void
 postern_check_emit(const char *key, const char *value, void *arg)
 {
@@ -480,6 +545,8 @@ postern_cmd_check(struct postern_ctx *ctx, int argc, char **argv)
     if (postern_check_content(cfg) == -1)
         rc = 1;
     if (postern_check_dnsbl(cfg) == -1)
+        rc = 1;
+    if (postern_check_dane(cfg) == -1)
         rc = 1;
     if (verbose)
         config_dump(cfg, postern_check_emit, NULL);

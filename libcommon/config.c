@@ -85,9 +85,10 @@ static const struct config_key config_keys[] = {
     K_STR("recipient_delimiter", ""),   /* set of characters; resolve.h: extensions */
     K_LIST("dns_servers", ""),
     K_BOOL("dns_lan_zones", "no"),
+    K_PATH("dnssec_trust_anchor_file", "/usr/share/dns/root.key"),   /* smtp agent, DANE */
     K_INT("smtp_processes", "1", 1, 64),
     K_BOOL("smtp_chroot", "yes"),
-    K_WORD("smtp_tls_security_level", "may", "none|may|encrypt|verify"),
+    K_WORD("smtp_tls_security_level", "may", "none|may|encrypt|verify|dane|dane-only"),
     K_PATH("smtp_tls_policy_map", ""),
     K_PATH("smtp_tls_ca_file", ""),
     K_TIME("smtp_connect_timeout", "30s"),

@@ -11,7 +11,13 @@
  * loop and each callback runs on the loop, never inside dns_query(). A callback is never
  * called for a cancelled query. Used by the smtp agent (MX, A/AAAA) and smtpd (the
  * client's PTR, confirmed by A/AAAA); the record data is decoded with dns_wire.h.
- * Programs that link this module need -lunbound. */
+ *
+ * DNSSEC: dns_dnssec_init() adds a second, validating resolver with the same servers and
+ * the trust anchors of dnssec_trust_anchor_file, used only by dns_query_dnssec() (the smtp
+ * agent's lookups for DANE destinations), so other lookups pay nothing for validation; it
+ * costs nothing either until its first query. Its answers say whether they are secure;
+ * a bogus answer (failed validation) is DNS_TEMP with the reason. Without it every answer
+ * is insecure. Programs that link this module need -lunbound. */
 #ifndef POSTERN_DNS_H
 #define POSTERN_DNS_H
 
@@ -29,6 +35,7 @@ struct dns_answer {
     unsigned char *const *data;
     const int            *len;
     const char           *why;          /* for DNS_TEMP: the resolver's reason */
+    int                   secure;       /* 1: DNSSEC-validated (dns_query_dnssec only) */
 };
 
 typedef void (*dns_cb)(void *arg, const struct dns_answer *);
@@ -41,6 +48,15 @@ int  dns_init(struct ev *, char *const *servers, size_t n, int lan_zones, char *
 /* dns_query - ask; returns an id > 0 for dns_cancel, or -1 (cb is then not called; the
  * caller treats it as a temporary failure). */
 int  dns_query(const char *name, int rrtype, dns_cb, void *arg);
+/* dns_dnssec_init - after dns_init, before the chroot: the validating resolver, with the
+ * DS/DNSKEY records of anchor_file (read now: see dns_anchor.h). -1 with the reason. */
+int  dns_dnssec_init(const char *anchor_file, char *err, size_t errlen);
+/* dns_dnssec_enabled - 1 if dns_dnssec_init() succeeded. */
+int  dns_dnssec_enabled(void);
+/* dns_query_dnssec - as dns_query(), validated: a->secure tells whether the answer (records
+ * or their absence) was proven; bogus answers are DNS_TEMP. Without dns_dnssec_init() it is
+ * dns_query() and nothing is secure. */
+int  dns_query_dnssec(const char *name, int rrtype, dns_cb, void *arg);
 /* dns_cancel - the query's callback will not be called. An id that is done or 0: no-op. */
 void dns_cancel(int id);
 /* dns_free - drop the resolver and every query in progress (their callbacks are not

@@ -168,6 +168,19 @@ dns_wire_mx_parse(const unsigned char *rdata, size_t len, unsigned *pref, char *
     return 0;
 }
 
+int
+dns_wire_tlsa_parse(const unsigned char *rdata, size_t len, struct dns_tlsa *t)
+{
+    if (len < 4)
+        return -1;
+    t->usage = rdata[0];
+    t->selector = rdata[1];
+    t->mtype = rdata[2];
+    t->data = rdata + 3;
+    t->len = len - 3;
+    return 0;
+}
+
 /* dns_wire_label_ok - one label of a host name: LDH, 1..63, no hyphen at either end. */
 static int
 dns_wire_label_ok(const char *p, size_t len)

@@ -2,7 +2,7 @@
  *
  * Functions over bytes as libunbound hands them over (rdata in wire format, names
  * uncompressed) and over printable addresses: wire-name decoding, A/AAAA/PTR rdata, the
- * reverse (in-addr.arpa, ip6.arpa) name of an address, host-name validation, and how a
+ * reverse (in-addr.arpa, ip6.arpa) name of an address, TLSA rdata, host-name validation, and how a
  * lookup outcome becomes a status. No resolver here, so callers and unit tests link it
  * without libunbound (tests/unit/dns_wire_test.c). Used by libcommon/dns.c, the smtp
  * agent (smtp_dns.c: MX, next hops) and smtpd (smtpd_dns.c: the client's name). Every
@@ -21,6 +21,7 @@
 #define DNS_T_PTR     12
 #define DNS_T_MX      15
 #define DNS_T_AAAA    28
+#define DNS_T_TLSA    52
 
 /* How a lookup ended. */
 enum dns_status {
@@ -73,6 +74,17 @@ int  dns_wire_reverse_name(const struct dns_ip *, const char *suffix, char *out,
  * MX, RFC 7505). -1 if malformed. */
 int  dns_wire_mx_parse(const unsigned char *rdata, size_t len, unsigned *pref, char *host,
                        size_t hostlen);
+
+/* One TLSA record (RFC 6698): the association data points into the rdata it came from. */
+struct dns_tlsa {
+    unsigned             usage, selector, mtype;
+    const unsigned char *data;
+    size_t               len;
+};
+
+/* dns_wire_tlsa_parse - one TLSA rdata: three octets and at least one octet of data. -1 if
+ * malformed. */
+int  dns_wire_tlsa_parse(const unsigned char *rdata, size_t len, struct dns_tlsa *);
 
 /* dns_wire_hostname_ok - 1 if name is a plausible host name: dot-separated labels of
  * letters, digits and hyphens (1..63 each, no hyphen first or last), at most 253 in all,

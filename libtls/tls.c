@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/err.h>
 #include <openssl/x509.h>
@@ -28,6 +29,20 @@ tls_err(char *buf, size_t len, const char *what)
         snprintf(buf, len, "%s: %s", what, detail);
     }
     ERR_clear_error();
+}
+
+int
+tls_level_parse(const char *name, enum tls_level *level)
+{
+    static const char *const names[] = { "none", "may", "encrypt", "verify", "dane",
+                                         "dane-only" };
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcasecmp(name, names[i]) == 0) {
+            *level = (enum tls_level)i;     /* the enum is in the same order */
+            return 0;
+        }
+    return -1;
 }
 
 int
@@ -113,6 +128,20 @@ tls_conn_result(struct tls_conn *c, int rc, const char *what)
     }
 }
 
+/* tls_conn_verify_why - a client handshake failed: if the certificate did not verify, say
+ * why ("No matching DANE TLSA records", "hostname mismatch"), which OpenSSL's error queue
+ * does not. */
+static void
+tls_conn_verify_why(struct tls_conn *c)
+{
+    long   v = SSL_get_verify_result(c->ssl);
+    size_t len = strlen(c->error);
+
+    if (v != X509_V_OK && len + 4 < sizeof(c->error))
+        snprintf(c->error + len, sizeof(c->error) - len, " (%s)",
+                 X509_verify_cert_error_string(v));
+}
+
 int
 tls_conn_handshake(struct tls_conn *c)
 {
@@ -124,6 +153,8 @@ tls_conn_handshake(struct tls_conn *c)
     if (rc == 1)
         return TLS_OK;
     rc = tls_conn_result(c, rc, "handshake");
+    if (rc == TLS_ERROR && c->client)
+        tls_conn_verify_why(c);
     return rc == 0 ? TLS_ERROR : rc;
 }
 
@@ -217,6 +248,12 @@ tls_conn_facts(struct tls_conn *c)
                           sizeof(c->facts.peer_subject));
         tls_fingerprint(peer, c->facts.peer_fingerprint, sizeof(c->facts.peer_fingerprint));
         c->facts.peer_verified = SSL_get_verify_result(c->ssl) == X509_V_OK;
+    }
+    if (c->client && c->facts.peer_verified) {
+        uint8_t u = 0, sel = 0, mt = 0;
+
+        if (SSL_get0_dane_tlsa(c->ssl, &u, &sel, &mt, NULL, NULL) >= 0)
+            snprintf(c->facts.dane, sizeof(c->facts.dane), "%u %u %u", u, sel, mt);
     }
     return &c->facts;
 }

@@ -3,7 +3,7 @@
  * Server contexts (certificate chains, several certificates chosen by SNI, optional client
  * certificate request, TLS 1.2 floor, server cipher preference, stateless session tickets
  * whose keys the caller supplies so every smtpd process can resume every other's sessions)
- * and client contexts (CA store, verification levels) produce struct tls_conn objects with
+ * and client contexts (CA store, verification levels, DANE) produce struct tls_conn objects with
  * one non-blocking API: handshake, read and write return TLS_WANT_READ / TLS_WANT_WRITE
  * when the socket must become ready first, so they plug into the ev loop; the caller owns
  * the socket and the timeouts. smtpd uses it for STARTTLS and SMTPS, the smtp agent for
@@ -28,6 +28,26 @@ enum tls_level {
     TLS_LEVEL_MAY,          /* TLS if offered, no authentication, plaintext fallback */
     TLS_LEVEL_ENCRYPT,      /* TLS required, no authentication */
     TLS_LEVEL_VERIFY,       /* TLS required, certificate chain and name verified */
+    TLS_LEVEL_DANE,         /* RFC 7672: DANE if secure usable TLSA records, else may */
+    TLS_LEVEL_DANE_ONLY,    /* DANE or nothing (defer) */
+};
+
+/* One TLSA record (RFC 6698) for tls_conn_client_dane(); data is the caller's. */
+struct tls_tlsa {
+    uint8_t              usage, selector, mtype;
+    const unsigned char *data;
+    size_t               len;
+};
+
+/* A DANE-authenticated session (RFC 7672): the TLSA records of the server's host, the TLSA
+ * base domain (that host name: it is the SNI and the first reference name) and more
+ * reference names for DANE-TA(2) (the next-hop domain). DANE-EE(3) checks no name. */
+struct tls_dane {
+    const char            *base;
+    const char *const     *names;
+    size_t                 nnames;
+    const struct tls_tlsa *tlsa;
+    size_t                 ntlsa;
 };
 
 #define TLS_TICKET_KEY_LEN  80   /* 16 name + 32 HMAC key + 32 AES key */
@@ -63,6 +83,7 @@ struct tls_facts {
     char        peer_subject[256];      /* "" without a peer certificate */
     char        peer_fingerprint[96];   /* SHA-256, hex with colons, or "" */
     int         peer_verified;  /* chain (and name, for clients) verified */
+    char        dane[16];       /* DANE: the matching TLSA record "3 1 1", or "" */
 };
 
 struct tls_ctx;
@@ -86,6 +107,10 @@ struct tls_conn *tls_conn_server(struct tls_ctx *, int fd);
  * present a chain that verifies and a name matching match_name (or sni if NULL). */
 struct tls_conn *tls_conn_client(struct tls_ctx *, int fd, const char *sni,
                                  enum tls_level level, const char *match_name);
+/* tls_conn_client_dane - a client session that must verify by DANE: the handshake fails
+ * unless a TLSA record matches (and, for DANE-TA, a reference name). NULL if no record is
+ * usable to OpenSSL or the session cannot be made. */
+struct tls_conn *tls_conn_client_dane(struct tls_ctx *, int fd, const struct tls_dane *);
 void             tls_conn_free(struct tls_conn **);   /* does not close the socket */
 
 /* tls_conn_handshake - TLS_OK once established, TLS_WANT_*, or TLS_ERROR (see error). */
@@ -109,6 +134,10 @@ struct ssl_session_st *tls_conn_get_session(struct tls_conn *);
 void             tls_conn_set_session(struct tls_conn *, struct ssl_session_st *);
 const char      *tls_conn_error(const struct tls_conn *);  /* last error, for the log */
 
+/* tls_level_parse - "none", "may", "encrypt", "verify", "dane", "dane-only" (any case) ->
+ * the level; -1 for anything else. For qmgr (smtp_tls_security_level, smtp_tls_policy_map
+ * values) and postern check. */
+int              tls_level_parse(const char *name, enum tls_level *level);
 /* tls_version_parse - "TLSv1.2" -> the OpenSSL constant; -1 for anything below 1.2. */
 int              tls_version_parse(const char *name);
 /* tls_default_ca_file - the system CA bundle a client context with no ca_file loads

@@ -2,7 +2,10 @@
  *
  * At TLS_LEVEL_VERIFY the chain must verify against the CA store and the certificate must
  * name the destination (OpenSSL's host check, wildcards in the leftmost label only); at
- * ENCRYPT and MAY the session is encrypted but unauthenticated, and the facts say so. */
+ * ENCRYPT and MAY the session is encrypted but unauthenticated, and the facts say so.
+ * With DANE (tls_conn_client_dane) OpenSSL's own RFC 7671 support decides: the TLSA
+ * records are the only trust anchors, DANE-EE(3) matches the leaf with no name check
+ * (RFC 7672 3.1.1), DANE-TA(2) a certificate in the chain and then the reference names. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +44,11 @@ tls_client_ctx_new(const struct tls_client_conf *conf, char *err, size_t errlen)
             goto fail;
         }
     }
+    /* Cheap until a session enables DANE: it only registers the digests TLSA uses. */
+    if (SSL_CTX_dane_enable(ctx) <= 0) {
+        tls_err(err, errlen, "SSL_CTX_dane_enable");
+        goto fail;
+    }
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     t = xcalloc(1, sizeof(*t));
     t->ssl[0] = ctx;
@@ -51,9 +59,33 @@ fail:
     return NULL;
 }
 
-struct tls_conn *
-tls_conn_client(struct tls_ctx *t, int fd, const char *sni, enum tls_level level,
-                const char *match_name)
+/* tls_client_dane - DANE on a new session: -1 if OpenSSL can use none of the records. */
+static int
+tls_client_dane(SSL *ssl, const struct tls_dane *d)
+{
+    size_t usable = 0;
+
+    if (SSL_dane_enable(ssl, d->base) <= 0)
+        return -1;
+    SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+    for (size_t i = 0; i < d->nnames; i++)
+        if (!SSL_add1_host(ssl, d->names[i]))
+            return -1;
+    for (size_t i = 0; i < d->ntlsa; i++) {
+        const struct tls_tlsa *r = &d->tlsa[i];
+
+        /* < 0: malformed (a digest of the wrong length), 0: unusable; skip either. */
+        if (SSL_dane_tlsa_add(ssl, r->usage, r->selector, r->mtype, r->data, r->len) > 0)
+            usable++;
+        ERR_clear_error();
+    }
+    return usable > 0 ? 0 : -1;
+}
+
+/* tls_client_new - a client session at a level, or with DANE when dane is not NULL. */
+static struct tls_conn *
+tls_client_new(struct tls_ctx *t, int fd, const char *sni, enum tls_level level,
+               const char *match_name, const struct tls_dane *dane)
 {
     SSL *ssl = SSL_new(t->ssl[0]);
 
@@ -61,7 +93,12 @@ tls_conn_client(struct tls_ctx *t, int fd, const char *sni, enum tls_level level
         goto fail;
     if (sni && *sni && !SSL_set_tlsext_host_name(ssl, sni))
         goto fail;
-    if (level >= TLS_LEVEL_VERIFY) {
+    if (dane != NULL) {
+        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        if (tls_client_dane(ssl, dane) == -1)
+            goto fail;
+        SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+    } else if (level >= TLS_LEVEL_VERIFY) {
         const char *name = match_name ? match_name : sni;
 
         if (name == NULL || !SSL_set1_host(ssl, name))
@@ -78,4 +115,18 @@ fail:
     SSL_free(ssl);
     ERR_clear_error();
     return NULL;
+}
+
+struct tls_conn *
+tls_conn_client(struct tls_ctx *t, int fd, const char *sni, enum tls_level level,
+                const char *match_name)
+{
+    /* A DANE level without records here is as strict as verify, never weaker. */
+    return tls_client_new(t, fd, sni, level, match_name, NULL);
+}
+
+struct tls_conn *
+tls_conn_client_dane(struct tls_ctx *t, int fd, const struct tls_dane *d)
+{
+    return tls_client_new(t, fd, d->base, TLS_LEVEL_DANE, NULL, d);
 }

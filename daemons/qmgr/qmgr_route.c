@@ -88,16 +88,12 @@ qmgr_route_parse_hop(const char *hop, unsigned default_port, char *out, size_t o
 int
 qmgr_route_parse_level(const char *s, uint32_t *level)
 {
-    static const char *const names[] = { "none", "may", "encrypt", "verify" };
-    uint32_t                 i;
+    enum tls_level l;
 
-    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (strcasecmp(s, names[i]) == 0) {
-            *level = i;     /* TLS_LEVEL_NONE .. TLS_LEVEL_VERIFY in order */
-            return 0;
-        }
-    }
-    return -1;
+    if (tls_level_parse(s, &l) == -1)
+        return -1;
+    *level = (uint32_t)l;
+    return 0;
 }
 
 /* qmgr_route_domain_hop - the MX next hop for a recipient domain (a literal gets a port). */

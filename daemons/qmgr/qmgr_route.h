@@ -66,7 +66,8 @@ int qmgr_route_parse(const char *value, const char *domain, struct qmgr_route *o
  * "h:p" are kept. -1 if it is malformed. */
 int qmgr_route_parse_hop(const char *hop, unsigned default_port, char *out, size_t outlen);
 
-/* qmgr_route_parse_level - "none", "may", "encrypt", "verify" -> enum tls_level; -1. */
+/* qmgr_route_parse_level - "none", "may", "encrypt", "verify", "dane", "dane-only" ->
+ * enum tls_level; -1. */
 int qmgr_route_parse_level(const char *s, uint32_t *level);
 
 #endif

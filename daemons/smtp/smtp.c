@@ -1,14 +1,14 @@
 /* smtp - the outbound SMTP/LMTP delivery agent.
  *
  * Started by master as `smtp -c DIR -i SLOT [-d]` with its master channel on fd 3 (see
- * doc/internals.md). It sets up the resolver (reading /etc/resolv.conf and /etc/hosts) and
- * the TLS client context (the CA store), then drops to mail_owner in the empty chroot
- * (unless smtp_chroot = no: then an lmtp:unix:/path is reached where it is), says
- * HELLO and waits for master to hand it a socket to qmgr (again after each qmgr restart).
- * Each IPC_RELAY (one message, one next hop, n recipients, a read descriptor on the body)
- * becomes a job that runs on the event loop alongside many others (smtp_session.c), and is
- * answered by exactly one IPC_RELAYED with a result per recipient, in the same order, with
- * the same request id; every recipient also gets one log line.
+ * doc/internals.md). It sets up the resolver (reading /etc/resolv.conf and /etc/hosts, and the
+ * DNSSEC trust anchor for DANE) and the TLS client context (the CA store), then drops to
+ * mail_owner in the empty chroot (unless smtp_chroot = no: then an lmtp:unix:/path is reached
+ * where it is), says HELLO and waits for master to hand it a socket to qmgr (again after each
+ * qmgr restart). Each IPC_RELAY (one message, one next hop, n recipients, a read descriptor on
+ * the body) becomes a job that runs on the event loop alongside many others (smtp_session.c),
+ * and is answered by exactly one IPC_RELAYED with a result per recipient, in the same order,
+ * with the same request id; every recipient also gets one log line.
  *
  * Failures: a malformed frame from qmgr or master is a bug and fatal (master restarts us;
  * qmgr defers what was in flight). SIGTERM/SIGINT or EOF on the master channel: new jobs
@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
@@ -344,6 +345,32 @@ smtp_tls_init(void)
     return t;
 }
 
+/* smtp_dnssec_init - the validating resolver for DANE, with dnssec_trust_anchor_file read
+ * now (the chroot hides it later). Without it level dane is opportunistic and dane-only
+ * defers: a broken anchor should not stop all mail, so it is a warning, not fatal. Quiet
+ * when the default file is simply absent and no default level asks for DANE. */
+static void
+smtp_dnssec_init(void)
+{
+    const char *ta = config_path(smtp.cfg, "dnssec_trust_anchor_file");
+    const char *level = config_str(smtp.cfg, "smtp_tls_security_level");
+    int         dane = strncasecmp(level, "dane", 4) == 0;
+    char        err[512];
+
+    if (*ta == '\0') {
+        if (dane)
+            log_warnx("smtp_tls_security_level = %s with dnssec_trust_anchor_file empty: "
+                      "no DNSSEC validation, so no DANE", level);
+        return;
+    }
+    if (!dane && access(ta, F_OK) == -1 && errno == ENOENT) {
+        log_debug("no DNSSEC trust anchor (%s): DANE unavailable", ta);
+        return;
+    }
+    if (dns_dnssec_init(ta, err, sizeof(err)) == -1)
+        log_warnx("DNSSEC validation unavailable, so no DANE: %s", err);
+}
+
 /* smtp_chroot_dir - smtpd_chroot, else <queue_directory>/empty. */
 static char *
 smtp_chroot_dir(void)
@@ -380,6 +407,7 @@ main(int argc, char **argv)
     if (dns_init(smtp.ev, servers, nservers, config_bool(smtp.cfg, "dns_lan_zones"), err,
                  sizeof(err)) == -1)
         fatalx("resolver: %s", err);
+    smtp_dnssec_init();
     smtp.set.ev = smtp.ev;
     smtp.set.tls = smtp_tls_init();
     smtp.set.helo_name = smtp.host;
@@ -400,9 +428,10 @@ main(int argc, char **argv)
         || ev_signal(smtp.ev, SIGHUP, smtp_signal, NULL) == -1)
         fatalx("cannot watch signals");
     smtp.master = daemon_master_open(smtp.ev, IPC_PEER_SMTP, smtp_master_frame, NULL);
-    log_info("started slot=%d helo=%s dns=%s tls=%s max_connections=%zu", smtp.slot,
-             smtp.host, nservers ? servers[0] : "resolv.conf",
-             smtp.set.tls ? "yes" : "no", smtp.set.max_connections);
+    log_info("started slot=%d helo=%s dns=%s dnssec=%s tls=%s max_connections=%zu",
+             smtp.slot, smtp.host, nservers ? servers[0] : "resolv.conf",
+             dns_dnssec_enabled() ? "yes" : "no", smtp.set.tls ? "yes" : "no",
+             smtp.set.max_connections);
 
     if (ev_run(smtp.ev) == -1)
         fatalx("event loop failed");

@@ -66,6 +66,13 @@ struct smtp_job {
     int                     dns_id[2];
     int                     dns_pending;
     int                     dns_status[2];
+    unsigned                host_level;  /* enum tls_level for the current host: the job's,
+                                          * or what DANE made of it (may, encrypt, dane) */
+    int                     mx_secure;   /* DANE: the host names are DNSSEC-proven (or ours) */
+    int                     dns_secure[2];   /* DANE: the A, AAAA answers were (or empty) */
+    struct tls_tlsa         tlsa[SMTP_DNS_TLSA_MAX];   /* DANE: usable TLSA of the host */
+    size_t                  ntlsa;
+    unsigned char          *tlsa_data;   /* one allocation behind tlsa[].data */
     int                     no_tls;      /* level may, the handshake failed: plaintext */
     int                     reused;      /* on a cached connection (RSET failed = fresh) */
     int                     have_err;

@@ -187,3 +187,28 @@ smtp_dns_addr(int rrtype, const unsigned char *rdata, size_t len, const char *ho
     a->port = port;
     return 0;
 }
+
+size_t
+smtp_dns_tlsa_usable(unsigned char *const *rdata, const int *len, size_t n,
+                     struct tls_tlsa *out, size_t max)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < n && k < max; i++) {
+        struct dns_tlsa t;
+
+        if (len[i] < 0 || dns_wire_tlsa_parse(rdata[i], (size_t)len[i], &t) == -1)
+            continue;
+        if ((t.usage != 2 && t.usage != 3) || t.selector > 1)
+            continue;
+        if (!(t.mtype == 0 || (t.mtype == 1 && t.len == 32) || (t.mtype == 2 && t.len == 64)))
+            continue;
+        out[k].usage = (uint8_t)t.usage;
+        out[k].selector = (uint8_t)t.selector;
+        out[k].mtype = (uint8_t)t.mtype;
+        out[k].data = t.data;
+        out[k].len = t.len;
+        k++;
+    }
+    return k;
+}

@@ -1,9 +1,11 @@
-/* smtp_dns - routing facts without I/O: next-hop syntax, MX records, ordering, addresses.
+/* smtp_dns - routing facts without I/O: next-hop syntax, MX records, ordering, addresses,
+ * which TLSA records DANE may use.
  *
  * Pure functions over strings and DNS record data (as libunbound hands it over: rdata in
  * wire format, names uncompressed; decoded with libcommon/dns_wire), so the rules are
  * unit-tested without a resolver (tests/unit/smtp_dns_test.c): MX by preference with equal
- * preferences shuffled, the null MX of RFC 7505. libcommon/dns.c does the asking;
+ * preferences shuffled, the null MX of RFC 7505, the TLSA usages SMTP allows (RFC 7672).
+ * libcommon/dns.c does the asking;
  * smtp_session.c uses the answers. */
 #ifndef POSTERN_SMTP_DNS_H
 #define POSTERN_SMTP_DNS_H
@@ -13,9 +15,11 @@
 #include <sys/socket.h>
 
 #include "dns_wire.h"
+#include "tls.h"
 
 #define SMTP_DNS_NAME_MAX  DNS_NAME_MAX
 #define SMTP_DNS_MX_MAX    16          /* MX hosts tried per delivery at most */
+#define SMTP_DNS_TLSA_MAX  16          /* TLSA records used per host at most */
 
 /* Kinds of next hop. */
 enum smtp_nexthop_kind {
@@ -66,5 +70,13 @@ int  smtp_dns_literal(const char *host, unsigned port, struct smtp_addr *a);
 /* smtp_dns_addr - an A (4 octets) or AAAA (16 octets) rdata as an address. -1: malformed. */
 int  smtp_dns_addr(int rrtype, const unsigned char *rdata, size_t len, const char *host,
                    unsigned port, struct smtp_addr *a);
+
+/* smtp_dns_tlsa_usable - of n TLSA rdata, those SMTP may use (RFC 7672 3.1): DANE-TA(2)
+ * and DANE-EE(3), selector Cert(0) or SPKI(1), matching type Full(0), SHA2-256(1) of 32
+ * octets or SHA2-512(2) of 64. PKIX-TA(0) and PKIX-EE(1) are unusable for SMTP, unknown
+ * values and malformed records are skipped. out[i].data points into the rdata. Returns how
+ * many (at most max): 0 of n > 0 means "records, but none usable". */
+size_t smtp_dns_tlsa_usable(unsigned char *const *rdata, const int *len, size_t n,
+                            struct tls_tlsa *out, size_t max);
 
 #endif

@@ -9,6 +9,19 @@
  * once MAIL was sent, the replies are the recipients' results. At level `may` a failed TLS
  * handshake reconnects to the same address without TLS.
  *
+ * DANE (RFC 7672, levels dane and dane-only, as in Postfix): the lookups go through the
+ * validating resolver (dns_query_dnssec). An MX host whose name came from a DNSSEC-secure MX
+ * answer (or is the next hop itself) and whose addresses are secure gets a TLSA lookup at
+ * _port._tcp.host (the host name as listed: CNAMEs are not chased for TLSA). Usable secure
+ * TLSA records (DANE-TA, DANE-EE) make TLS mandatory and authenticated by them, with the
+ * host as SNI and TLSA base domain and the next-hop domain as a further name for DANE-TA;
+ * records that are all unusable make TLS mandatory without authentication (encrypt); an
+ * insecure name, address or TLSA answer, or no TLSA records, leave TLS opportunistic (may).
+ * A failed or bogus TLSA lookup is a temporary failure for that host, never a downgrade.
+ * dane-only accepts nothing but DANE: every other outcome defers the host. Each host gets
+ * its own decision (host_level); every TLS session is logged as Verified, Trusted,
+ * Untrusted or Anonymous, as Postfix does.
+ *
  * A session is one connection driven through smtp_client (libsmtp) and, after STARTTLS, a
  * tls_conn (libtls). Output is written as soon as the socket takes it, so pipelined
  * commands leave in one write; the body is read from the spool descriptor in chunks while
@@ -26,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -55,7 +69,7 @@ struct smtp_session {
     int                   tls_want_write;
     struct smtp_addr      addr;
     char                 *key;           /* transport|nexthop|level, for reuse */
-    unsigned              level;         /* enum tls_level asked for */
+    unsigned              level;         /* enum tls_level for this host (job->host_level) */
     char                  relay[SMTP_DNS_NAME_MAX + 80];
     char                  tls_desc[128];
     struct smtp_job      *job;           /* NULL when idle */
@@ -73,6 +87,7 @@ static struct smtp_job            *jobs;          /* every job in progress */
 static size_t                      njobs;
 static struct smtp_job            *wait_head, *wait_tail;
 static int                         wait_service_queued;
+static int                         dane_warned;   /* level dane without validation: said */
 
 static void smtp_route(struct smtp_job *);
 static void smtp_try_next(struct smtp_job *);
@@ -97,6 +112,20 @@ smtp_rnd(void *arg)
 {
     (void)arg;
     return (uint32_t)random();
+}
+
+/* smtp_job_dane - does the job ask for DANE? */
+static int
+smtp_job_dane(const struct smtp_job *j)
+{
+    return j->tls_level == TLS_LEVEL_DANE || j->tls_level == TLS_LEVEL_DANE_ONLY;
+}
+
+/* smtp_job_host - the host the route is at (MX host, or the next hop itself). */
+static const char *
+smtp_job_host(const struct smtp_job *j)
+{
+    return j->nh.kind == SMTP_NH_MX ? j->mx[j->mx_cur].host : j->nh.host;
 }
 
 /* smtp_job_key - what a cached connection must match. */
@@ -181,6 +210,9 @@ smtp_finish(struct smtp_job *j)
             dns_cancel(j->dns_id[k]);
             j->dns_id[k] = 0;
         }
+    free(j->tlsa_data);
+    j->tlsa_data = NULL;
+    j->ntlsa = 0;
     if (j->sess != NULL) {
         j->sess->job = NULL;
         j->sess = NULL;
@@ -377,7 +409,7 @@ smtp_sess_open(struct smtp_job *j, const struct smtp_addr *a)
     s->fd = fd;
     s->addr = *a;
     s->key = smtp_job_key(j);
-    s->level = j->tls_level;
+    s->level = j->host_level;
     if (a->sa.ss_family == AF_UNIX)
         snprintf(s->relay, sizeof(s->relay), "%s[%s]", a->host, a->ip);
     else
@@ -422,9 +454,9 @@ smtp_sess_connected(struct smtp_session *s)
     memset(&conf, 0, sizeof(conf));
     conf.helo_name = S->helo_name;
     conf.lmtp = j->lmtp;
-    if (j->tls_level >= TLS_LEVEL_ENCRYPT)
+    if (s->level >= TLS_LEVEL_ENCRYPT)
         conf.tls = SMTP_CLIENT_TLS_MUST;
-    else if (j->tls_level == TLS_LEVEL_MAY && !j->no_tls && S->tls != NULL)
+    else if (s->level == TLS_LEVEL_MAY && !j->no_tls && S->tls != NULL)
         conf.tls = SMTP_CLIENT_TLS_MAY;
     else
         conf.tls = SMTP_CLIENT_TLS_NONE;
@@ -440,7 +472,7 @@ smtp_sess_tls_failed(struct smtp_session *s, const char *why)
 {
     struct smtp_job *j = s->job;
 
-    if (j->tls_level == TLS_LEVEL_MAY) {
+    if (s->level == TLS_LEVEL_MAY) {
         log_info("%s: TLS handshake with %s failed (%s); retrying without TLS", j->qid,
                  s->relay, why);
         j->no_tls = 1;
@@ -452,6 +484,25 @@ smtp_sess_tls_failed(struct smtp_session *s, const char *why)
     }
     smtp_sess_close(s);
     smtp_try_next(j);
+}
+
+/* smtp_sess_tls_log - one line per TLS session, in Postfix's words: Verified (the level's
+ * authentication held: DANE, or chain and name), Trusted (the chain verifies, no more was
+ * asked), Untrusted, Anonymous (no certificate). */
+static void
+smtp_sess_tls_log(const struct smtp_session *s, const struct tls_facts *f)
+{
+    const char *trust = "Untrusted";
+
+    if (f->peer_fingerprint[0] == '\0')
+        trust = "Anonymous";
+    else if (f->peer_verified && s->level >= TLS_LEVEL_VERIFY)
+        trust = "Verified";
+    else if (f->peer_verified)
+        trust = "Trusted";
+    log_info("%s: %s TLS connection established to %s: %s with cipher %s (%d/%d bits)%s%s%s",
+             s->job ? s->job->qid : "-", trust, s->relay, f->version, f->cipher, f->bits,
+             f->bits, f->dane[0] ? ", tlsa=\"" : "", f->dane, f->dane[0] ? "\"" : "");
 }
 
 /* smtp_sess_handshake - drive the TLS handshake. -1: the session is gone. */
@@ -470,6 +521,7 @@ smtp_sess_handshake(struct smtp_session *s)
         return -1;
     }
     f = tls_conn_facts(s->tls);
+    smtp_sess_tls_log(s, f);
     snprintf(s->tls_desc, sizeof(s->tls_desc), "%s %s%s", f->version, f->cipher,
              f->peer_verified ? " verified" : "");
     if (s->job)
@@ -490,8 +542,20 @@ smtp_sess_start_tls(struct smtp_session *s)
         smtp_sess_tls_failed(s, "no TLS client context");
         return -1;
     }
-    s->tls = tls_conn_client(S->tls, s->fd, literal ? NULL : s->addr.host,
-                             (enum tls_level)s->level, s->addr.host);
+    if (s->level == TLS_LEVEL_DANE) {
+        struct smtp_job *j = s->job;
+        const char      *names[1] = { j->nh.host };
+        struct tls_dane  d = { .base = s->addr.host, .names = names, .nnames = 0,
+                               .tlsa = j->tlsa, .ntlsa = j->ntlsa };
+
+        /* The next-hop domain is a reference name for DANE-TA too (Postfix does so). */
+        if (j->nh.kind == SMTP_NH_MX && strcasecmp(j->nh.host, s->addr.host) != 0)
+            d.nnames = 1;
+        s->tls = tls_conn_client_dane(S->tls, s->fd, &d);
+    } else {
+        s->tls = tls_conn_client(S->tls, s->fd, literal ? NULL : s->addr.host,
+                                 (enum tls_level)s->level, s->addr.host);
+    }
     if (s->tls == NULL) {
         smtp_sess_tls_failed(s, "cannot create a TLS session");
         return -1;
@@ -845,6 +909,121 @@ smtp_addr_order(struct smtp_job *j)
 }
 
 static void smtp_resolve_host(struct smtp_job *j, const char *host);
+static void smtp_next_mx(struct smtp_job *j);
+
+/* smtp_dane_none - no DANE for this host: at level dane TLS is opportunistic as at may
+ * (RFC 7672 2.2); dane-only defers the host and moves on to the next one. */
+static void
+smtp_dane_none(struct smtp_job *j, const char *host, const char *why)
+{
+    if (j->tls_level == TLS_LEVEL_DANE_ONLY) {
+        smtp_err(j, IPC_DELIV_TEMP, "4.7.5", "DANE is required for %s:%u, but %s", host,
+                 j->nh.port, why);
+        smtp_next_mx(j);
+        return;
+    }
+    log_debug("%s: no DANE for %s:%u (%s): TLS as at level may", j->qid, host, j->nh.port,
+              why);
+    j->host_level = TLS_LEVEL_MAY;
+    smtp_try_next(j);
+}
+
+/* smtp_tlsa_keep - copy the selected records' data: the answer is gone after the callback. */
+static void
+smtp_tlsa_keep(struct smtp_job *j, size_t n)
+{
+    size_t total = 0, off = 0;
+
+    for (size_t i = 0; i < n; i++)
+        total += j->tlsa[i].len;
+    free(j->tlsa_data);
+    j->tlsa_data = xmalloc(total);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(j->tlsa_data + off, j->tlsa[i].data, j->tlsa[i].len);
+        j->tlsa[i].data = j->tlsa_data + off;
+        off += j->tlsa[i].len;
+    }
+    j->ntlsa = n;
+}
+
+/* smtp_tlsa_answer - the TLSA answer for the current host decides its level. */
+static void
+smtp_tlsa_answer(void *arg, const struct dns_answer *a)
+{
+    struct smtp_job *j = arg;
+    const char      *host = smtp_job_host(j);
+    size_t           n;
+
+    j->dns_id[0] = 0;
+    switch (a->status) {
+    case DNS_TEMP:
+        /* Perhaps an attacker hiding the records: defer, never downgrade (RFC 7672 2.2). */
+        smtp_err(j, IPC_DELIV_TEMP, "4.7.5", "TLSA lookup error for %s:%u: %s", host,
+                 j->nh.port, a->why ? a->why : "temporary failure");
+        smtp_next_mx(j);
+        return;
+    case DNS_OK:
+        break;
+    default:
+        smtp_dane_none(j, host, "it has no TLSA records");
+        return;
+    }
+    if (!a->secure) {
+        smtp_dane_none(j, host, "its TLSA records are not DNSSEC-validated");
+        return;
+    }
+    n = smtp_dns_tlsa_usable(a->data, a->len, a->n, j->tlsa, SMTP_DNS_TLSA_MAX);
+    if (n == 0 && j->tls_level == TLS_LEVEL_DANE_ONLY) {
+        smtp_err(j, IPC_DELIV_TEMP, "4.7.5", "DANE is required for %s:%u, but none of its "
+                 "%zu TLSA records is usable", host, j->nh.port, a->n);
+        smtp_next_mx(j);
+        return;
+    }
+    if (n == 0) {
+        /* Someone published TLSA: TLS is meant to be there, just not verifiable by us. */
+        log_info("%s: no usable TLSA records for %s:%u (%zu found): TLS is mandatory, "
+                 "without authentication", j->qid, host, j->nh.port, a->n);
+        j->host_level = TLS_LEVEL_ENCRYPT;
+        smtp_try_next(j);
+        return;
+    }
+    smtp_tlsa_keep(j, n);
+    log_debug("%s: %zu usable TLSA records for %s:%u", j->qid, n, host, j->nh.port);
+    j->host_level = TLS_LEVEL_DANE;
+    smtp_try_next(j);
+}
+
+/* smtp_host_ready - the host's addresses are known: decide its TLS level (a TLSA lookup
+ * for DANE), then connect. insecure: why DANE cannot apply, or NULL to judge by DNSSEC. */
+static void
+smtp_host_ready(struct smtp_job *j, const char *host, const char *insecure)
+{
+    char name[SMTP_DNS_NAME_MAX + 16];
+    int  id;
+
+    j->ntlsa = 0;
+    if (!smtp_job_dane(j)) {
+        j->host_level = j->tls_level;
+        smtp_try_next(j);
+        return;
+    }
+    if (insecure == NULL && !j->mx_secure)
+        insecure = "its MX records are not DNSSEC-validated";
+    if (insecure == NULL && !(j->dns_secure[0] && j->dns_secure[1]))
+        insecure = "its address records are not DNSSEC-validated";
+    if (insecure != NULL) {
+        smtp_dane_none(j, host, insecure);
+        return;
+    }
+    snprintf(name, sizeof(name), "_%u._tcp.%s", j->nh.port, host);
+    if ((id = dns_query_dnssec(name, DNS_T_TLSA, smtp_tlsa_answer, j)) < 0) {
+        smtp_err(j, IPC_DELIV_TEMP, "4.7.5", "TLSA lookup error for %s:%u: resolver "
+                 "unavailable", host, j->nh.port);
+        smtp_next_mx(j);
+        return;
+    }
+    j->dns_id[0] = id;
+}
 
 /* smtp_next_mx - on to the next MX host, or the end of the route. */
 static void
@@ -864,10 +1043,11 @@ smtp_addr_answer(void *arg, const struct dns_answer *a)
 {
     struct smtp_job *j = arg;
     int              k = a->rrtype == DNS_T_A ? 0 : 1;
-    const char      *host = j->nh.kind == SMTP_NH_MX ? j->mx[j->mx_cur].host : j->nh.host;
+    const char      *host = smtp_job_host(j);
 
     j->dns_id[k] = 0;
     j->dns_status[k] = a->status;
+    j->dns_secure[k] = a->status != DNS_OK || a->secure;
     for (size_t i = 0; i < a->n && j->naddrs < sizeof(j->addrs) / sizeof(j->addrs[0]); i++)
         if (smtp_dns_addr(a->rrtype, a->data[i], (size_t)a->len[i], host, j->nh.port,
                           &j->addrs[j->naddrs]) == 0)
@@ -876,7 +1056,7 @@ smtp_addr_answer(void *arg, const struct dns_answer *a)
         return;
     if (j->naddrs > 0) {
         smtp_addr_order(j);
-        smtp_try_next(j);
+        smtp_host_ready(j, host, NULL);
         return;
     }
     if (j->dns_status[0] == DNS_TEMP || j->dns_status[1] == DNS_TEMP) {
@@ -905,18 +1085,22 @@ smtp_resolve_host(struct smtp_job *j, const char *host)
     static const int types[2] = { DNS_T_A, DNS_T_AAAA };
     struct smtp_addr lit;
     int              failed[2] = { 0, 0 };
+    int              dnssec = smtp_job_dane(j) && j->mx_secure;
 
     j->naddrs = j->addr_cur = 0;
     if (smtp_dns_literal(host, j->nh.port, &lit) == 0) {
         j->addrs[j->naddrs++] = lit;
-        smtp_try_next(j);
+        smtp_host_ready(j, host, "it is an IP address");
         return;
     }
-    /* dns_query() never calls back from inside (dns.h): both queries are out first. */
+    /* dns_query() never calls back from inside (dns.h): both queries are out first. Only
+     * DANE needs validated addresses, and only for a host name that is itself secure. */
     j->dns_pending = 2;
     for (int k = 0; k < 2; k++) {
         j->dns_status[k] = DNS_TEMP;
-        j->dns_id[k] = dns_query(host, types[k], smtp_addr_answer, j);
+        j->dns_secure[k] = 0;
+        j->dns_id[k] = dnssec ? dns_query_dnssec(host, types[k], smtp_addr_answer, j)
+                              : dns_query(host, types[k], smtp_addr_answer, j);
         if (j->dns_id[k] < 0)
             failed[k] = 1;
     }
@@ -942,6 +1126,7 @@ smtp_mx_answer(void *arg, const struct dns_answer *a)
     j->dns_id[0] = 0;
     switch (a->status) {
     case DNS_OK:
+        j->mx_secure = a->secure;
         j->nmx = 0;
         for (size_t i = 0; i < a->n && j->nmx < SMTP_DNS_MX_MAX; i++)
             if (smtp_dns_mx_parse(a->data[i], (size_t)a->len[i], &j->mx[j->nmx]) == 0)
@@ -963,6 +1148,9 @@ smtp_mx_answer(void *arg, const struct dns_answer *a)
         smtp_resolve_host(j, j->mx[0].host);
         return;
     case DNS_NODATA:
+        /* No MX: the host is the next-hop domain itself, a name we did not learn from DNS
+         * (RFC 7672 2.2.1). */
+        j->mx_secure = 1;
         j->implicit_mx = 1;
         j->nmx = 1;
         j->mx_cur = 0;
@@ -1032,6 +1220,8 @@ smtp_route(struct smtp_job *j)
     j->naddrs = j->addr_cur = 0;
     j->nmx = j->mx_cur = 0;
     j->implicit_mx = 0;
+    j->host_level = j->tls_level;
+    j->mx_secure = j->nh.kind != SMTP_NH_MX;    /* "[host]" comes from our own settings */
     switch (j->nh.kind) {
     case SMTP_NH_UNIX: {
         struct smtp_addr   *a = &j->addrs[0];
@@ -1044,14 +1234,15 @@ smtp_route(struct smtp_job *j)
         snprintf(a->host, sizeof(a->host), "%s", j->nh.host);
         snprintf(a->ip, sizeof(a->ip), "%s", j->nh.path);
         j->naddrs = 1;
-        smtp_try_next(j);
+        smtp_host_ready(j, a->host, "it is a UNIX socket");
         return;
     }
     case SMTP_NH_HOST:
         smtp_resolve_host(j, j->nh.host);
         return;
     case SMTP_NH_MX: {
-        int id = dns_query(j->nh.host, DNS_T_MX, smtp_mx_answer, j);
+        int id = smtp_job_dane(j) ? dns_query_dnssec(j->nh.host, DNS_T_MX, smtp_mx_answer, j)
+                                  : dns_query(j->nh.host, DNS_T_MX, smtp_mx_answer, j);
 
         if (id < 0) {
             smtp_err(j, IPC_DELIV_TEMP, "4.4.3", "resolver unavailable");
@@ -1078,8 +1269,16 @@ smtp_deliver(struct smtp_job *j)
         smtp_finish_err(j);
         return;
     }
-    if (j->tls_level > TLS_LEVEL_VERIFY)
-        j->tls_level = TLS_LEVEL_VERIFY;
+    if (j->tls_level > TLS_LEVEL_DANE_ONLY)
+        j->tls_level = TLS_LEVEL_DANE_ONLY;
+    if (smtp_job_dane(j) && !dns_dnssec_enabled() && !dane_warned) {
+        dane_warned = 1;
+        log_warnx("%s: TLS level %s without DNSSEC validation (dnssec_trust_anchor_file): "
+                  "nothing is secure, so %s", j->qid,
+                  j->tls_level == TLS_LEVEL_DANE ? "dane" : "dane-only",
+                  j->tls_level == TLS_LEVEL_DANE ? "TLS is opportunistic"
+                                                 : "such mail is deferred");
+    }
     smtp_route(j);
 }
 

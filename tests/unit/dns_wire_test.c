@@ -1,6 +1,6 @@
 /* dns_wire_test - wire-format names, PTR and A/AAAA rdata, reverse names of IPv4 and IPv6
- * addresses, host-name validation, lookup outcomes (libcommon/dns_wire.c; links without
- * libunbound). */
+ * addresses, host-name validation, lookup outcomes, TLSA rdata (libcommon/dns_wire.c; links
+ * without libunbound). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -204,6 +204,20 @@ test_dns_wire_classify(void)
     CHECK(dns_wire_classify(-8, 0, 0, 0) == DNS_TEMP);     /* resolver error */
 }
 
+/* test_dns_wire_tlsa - the three octets and the data; fewer than four octets refused. */
+static void
+test_dns_wire_tlsa(void)
+{
+    static const unsigned char rd[] = { 3, 1, 1, 0xde, 0xad };
+    struct dns_tlsa            t;
+
+    CHECK(dns_wire_tlsa_parse(rd, sizeof(rd), &t) == 0);
+    CHECK(t.usage == 3 && t.selector == 1 && t.mtype == 1);
+    CHECK(t.data == rd + 3 && t.len == 2);
+    CHECK(dns_wire_tlsa_parse(rd, 3, &t) == -1);
+    CHECK(dns_wire_tlsa_parse(rd, 0, &t) == -1);
+}
+
 int
 main(void)
 {
@@ -214,5 +228,6 @@ main(void)
     TEST_RUN(test_dns_wire_ip);
     TEST_RUN(test_dns_wire_hostname_ok);
     TEST_RUN(test_dns_wire_classify);
+    TEST_RUN(test_dns_wire_tlsa);
     TEST_END();
 }

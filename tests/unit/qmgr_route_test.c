@@ -251,7 +251,10 @@ test_qmgr_route_levels(void)
     CHECK(qmgr_route_parse_level("MAY", &l) == 0 && l == TLS_LEVEL_MAY);
     CHECK(qmgr_route_parse_level("encrypt", &l) == 0 && l == TLS_LEVEL_ENCRYPT);
     CHECK(qmgr_route_parse_level("verify", &l) == 0 && l == TLS_LEVEL_VERIFY);
-    CHECK(qmgr_route_parse_level("dane", &l) == -1);
+    CHECK(qmgr_route_parse_level("dane", &l) == 0 && l == TLS_LEVEL_DANE);
+    CHECK(qmgr_route_parse_level("dane-only", &l) == 0 && l == TLS_LEVEL_DANE_ONLY);
+    CHECK(qmgr_route_parse_level("secure", &l) == -1);
+    CHECK(qmgr_route_parse_level("dane-", &l) == -1);
 }
 
 /* test_qmgr_dest_window - grow on contact up to the limit, halve on failure, min 1. */

@@ -1,6 +1,7 @@
 /* smtp_dns_test - next-hop syntax, MX record parsing, MX ordering and shuffling, null MX,
- * address records (daemons/smtp/smtp_dns.c, included here since unit tests link only the
- * libraries; the generic DNS helpers are tested in dns_wire_test.c). */
+ * address records, TLSA usability for DANE (daemons/smtp/smtp_dns.c, included here since
+ * unit tests link only the libraries; the generic DNS helpers are tested in
+ * dns_wire_test.c). */
 #include <arpa/inet.h>
 #include <stdint.h>
 
@@ -159,6 +160,40 @@ test_smtp_dns_addresses(void)
     CHECK(smtp_dns_addr(DNS_T_A, a6, 16, "mx", 25, &a) == -1);
 }
 
+/* test_smtp_dns_tlsa_usable - RFC 7672 3.1: DANE-TA and DANE-EE with known selectors and
+ * digests of the right length are kept, in order; PKIX usages, unknown values, wrong digest
+ * lengths and malformed records are dropped; the count is bounded. */
+static void
+test_smtp_dns_tlsa_usable(void)
+{
+    static unsigned char ee311[3 + 32] = { 3, 1, 1 }, ta201[3 + 32] = { 2, 0, 1 };
+    static unsigned char ee312[3 + 64] = { 3, 1, 2 }, ta210[3 + 5] = { 2, 1, 0, 1, 2, 3, 4, 5 };
+    static unsigned char pkix_ee[3 + 32] = { 1, 1, 1 }, pkix_ta[3 + 32] = { 0, 0, 1 };
+    static unsigned char short311[3 + 31] = { 3, 1, 1 }, long312[3 + 65] = { 3, 1, 2 };
+    static unsigned char sel2[3 + 32] = { 3, 2, 1 }, mtype3[3 + 32] = { 3, 1, 3 };
+    static unsigned char usage4[3 + 32] = { 4, 1, 1 }, nodata[3] = { 3, 1, 0 };
+    unsigned char *const rd[] = { pkix_ee, ee311, short311, ta201, pkix_ta, ee312, long312,
+                                  sel2, mtype3, usage4, nodata, ta210 };
+    const int            len[] = { 35, 35, 34, 35, 35, 67, 68, 35, 35, 35, 3, 8 };
+    struct tls_tlsa      out[SMTP_DNS_TLSA_MAX];
+    size_t               n = smtp_dns_tlsa_usable(rd, len, 12, out, SMTP_DNS_TLSA_MAX);
+
+    ee311[3] = 0xaa;
+    CHECK(n == 4);
+    if (n == 4) {
+        CHECK(out[0].usage == 3 && out[0].selector == 1 && out[0].mtype == 1);
+        CHECK(out[0].data == ee311 + 3 && out[0].len == 32 && out[0].data[0] == 0xaa);
+        CHECK(out[1].usage == 2 && out[1].selector == 0 && out[1].mtype == 1);
+        CHECK(out[2].mtype == 2 && out[2].len == 64);
+        CHECK(out[3].usage == 2 && out[3].selector == 1 && out[3].mtype == 0);
+        CHECK(out[3].len == 5);
+    }
+    /* Only unusable records: none, and the caller knows there were some (encrypt). */
+    CHECK(smtp_dns_tlsa_usable(rd, len, 1, out, SMTP_DNS_TLSA_MAX) == 0);
+    CHECK(smtp_dns_tlsa_usable(rd, len, 12, out, 2) == 2);
+    CHECK(smtp_dns_tlsa_usable(rd, len, 0, out, SMTP_DNS_TLSA_MAX) == 0);
+}
+
 int
 main(void)
 {
@@ -167,5 +202,6 @@ main(void)
     TEST_RUN(test_smtp_dns_mx_order);
     TEST_RUN(test_smtp_dns_mx_null_mixed);
     TEST_RUN(test_smtp_dns_addresses);
+    TEST_RUN(test_smtp_dns_tlsa_usable);
     TEST_END();
 }

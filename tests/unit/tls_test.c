@@ -1,4 +1,5 @@
-/* tls_test - libtls on a socketpair: handshakes, data, SNI, tickets shared by two contexts.
+/* tls_test - libtls on a socketpair: handshakes, data, SNI, tickets shared by two contexts,
+ * DANE-EE.
  *
  * Certificates are made in the test with OpenSSL's API (EC P-256, self-signed), so nothing
  * outside the test is needed. Server and client run in one thread, each step driven until
@@ -85,6 +86,19 @@ server_ctx(const char *min_version)
     return t;
 }
 
+/* pair_free - the end of a test: both sessions, the socketpair, both contexts. */
+static void
+pair_free(struct tls_conn **s, struct tls_conn **c, int sv[2], struct tls_ctx **sctx,
+          struct tls_ctx **cctx)
+{
+    tls_conn_free(s);
+    tls_conn_free(c);
+    close(sv[0]);
+    close(sv[1]);
+    tls_ctx_free(sctx);
+    tls_ctx_free(cctx);
+}
+
 /* pump - drive both handshakes until done; 0 on success. */
 static int
 pump(struct tls_conn *s, struct tls_conn *c)
@@ -152,12 +166,7 @@ test_tls_handshake_and_data(void)
     CHECK(tls_conn_facts(c)->peer_verified == 1);
     CHECK(strstr(tls_conn_facts(c)->peer_subject, "a.test") != NULL);
     CHECK(tls_conn_facts(s)->bits >= 128);
-    tls_conn_free(&s);
-    tls_conn_free(&c);
-    close(sv[0]);
-    close(sv[1]);
-    tls_ctx_free(&sctx);
-    tls_ctx_free(&cctx);
+    pair_free(&s, &c, sv, &sctx, &cctx);
 }
 
 static void
@@ -180,12 +189,7 @@ test_tls_sni_selects_certificate(void)
     CHECK(pump(s, c) == 0);
     CHECK(strstr(tls_conn_facts(c)->peer_subject, "b.test") != NULL);
     CHECK_STR(tls_conn_facts(s)->sni, "b.test");
-    tls_conn_free(&s);
-    tls_conn_free(&c);
-    close(sv[0]);
-    close(sv[1]);
-    tls_ctx_free(&sctx);
-    tls_ctx_free(&cctx);
+    pair_free(&s, &c, sv, &sctx, &cctx);
 }
 
 static void
@@ -199,12 +203,7 @@ test_tls_verify_rejects_wrong_name(void)
     s = tls_conn_server(sctx, sv[0]);
     c = tls_conn_client(cctx, sv[1], "a.test", TLS_LEVEL_VERIFY, "other.test");
     CHECK(pump(s, c) == -1);
-    tls_conn_free(&s);
-    tls_conn_free(&c);
-    close(sv[0]);
-    close(sv[1]);
-    tls_ctx_free(&sctx);
-    tls_ctx_free(&cctx);
+    pair_free(&s, &c, sv, &sctx, &cctx);
 }
 
 /* Two server contexts (as in two smtpd processes) with the same ticket keys: a session
@@ -267,6 +266,93 @@ test_tls_version_floor(void)
     CHECK(tls_version_parse("SSLv3") == -1);
 }
 
+/* spki_sha256 - SHA-256 of DIR/NAME.crt's public key: its DANE-EE 3 1 1 data. */
+static void
+spki_sha256(const char *name, unsigned char md[32])
+{
+    char           path[256];
+    FILE          *fp;
+    X509          *x = NULL;
+    unsigned char *der = NULL;
+    int            len;
+
+    memset(md, 0, 32);
+    snprintf(path, sizeof(path), "%s/%s.crt", tmpdir, name);
+    if ((fp = fopen(path, "r")) == NULL)
+        return;
+    x = PEM_read_X509(fp, NULL, NULL, NULL);
+    fclose(fp);
+    /* The whole SubjectPublicKeyInfo, not just the key bits X509_pubkey_digest() hashes. */
+    if (x != NULL && (len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der)) > 0)
+        EVP_Digest(der, (size_t)len, md, NULL, EVP_sha256(), NULL);
+    OPENSSL_free(der);
+    X509_free(x);
+}
+
+/* dane_try - a DANE client session with these records against the default certificate
+ * (a.test); 0 if the handshake succeeded, -1 if it failed, -2 if no session was made. */
+static int
+dane_try(const char *base, const struct tls_tlsa *recs, size_t n, char *dane, size_t dlen,
+         char *why, size_t wlen)
+{
+    struct tls_ctx        *sctx = server_ctx(NULL);
+    struct tls_client_conf conf = { 0 };
+    struct tls_ctx        *cctx;
+    struct tls_dane        d = { .base = base, .tlsa = recs, .ntlsa = n };
+    char                   err[256];
+    int                    sv[2], rc = -2;
+    struct tls_conn       *s, *c;
+
+    cctx = tls_client_ctx_new(&conf, err, sizeof(err));
+    if (!sctx || !cctx)
+        return -3;
+    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv);
+    s = tls_conn_server(sctx, sv[0]);
+    if ((c = tls_conn_client_dane(cctx, sv[1], &d)) != NULL) {
+        rc = pump(s, c);
+        snprintf(dane, dlen, "%s", rc == 0 ? tls_conn_facts(c)->dane : "");
+        snprintf(why, wlen, "%s", rc == 0 ? "" : tls_conn_error(c));
+    }
+    pair_free(&s, &c, sv, &sctx, &cctx);
+    return rc;
+}
+
+/* test_tls_dane_ee - DANE-EE 3 1 1 of the server key verifies whatever the name (RFC 7672
+ * 3.1.1), a record that matches nothing fails the handshake and says so, and a set that
+ * OpenSSL cannot use (a digest of the wrong length) makes no session. */
+static void
+test_tls_dane_ee(void)
+{
+    unsigned char   md[32], other[32];
+    struct tls_tlsa good[2] = { { 3, 1, 1, other, 32 }, { 3, 1, 1, md, 32 } };
+    struct tls_tlsa bad[1] = { { 3, 1, 1, other, 32 } };
+    struct tls_tlsa broken[1] = { { 3, 1, 1, md, 31 } };
+    char            dane[16], why[256];
+
+    spki_sha256("a", md);
+    memset(other, 0x5a, sizeof(other));
+    CHECK(dane_try("mx.elsewhere.test", good, 2, dane, sizeof(dane), why, sizeof(why)) == 0);
+    CHECK_STR(dane, "3 1 1");
+    CHECK(dane_try("a.test", bad, 1, dane, sizeof(dane), why, sizeof(why)) == -1);
+    CHECK(strstr(why, "no matching DANE TLSA records") != NULL);
+    CHECK(dane_try("a.test", broken, 1, dane, sizeof(dane), why, sizeof(why)) == -2);
+}
+
+/* test_tls_level_names - the level names of smtp_tls_security_level, in enum order. */
+static void
+test_tls_level_names(void)
+{
+    static const char *const names[] = { "none", "may", "encrypt", "verify", "dane",
+                                         "dane-only" };
+    enum tls_level           l;
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        CHECK(tls_level_parse(names[i], &l) == 0 && l == (enum tls_level)i);
+    CHECK(tls_level_parse("DANE-Only", &l) == 0 && l == TLS_LEVEL_DANE_ONLY);
+    CHECK(tls_level_parse("secure", &l) == -1);
+    CHECK(tls_level_parse("", &l) == -1);
+}
+
 int
 main(void)
 {
@@ -281,6 +367,8 @@ main(void)
     TEST_RUN(test_tls_verify_rejects_wrong_name);
     TEST_RUN(test_tls_ticket_resumes_across_contexts);
     TEST_RUN(test_tls_version_floor);
+    TEST_RUN(test_tls_dane_ee);
+    TEST_RUN(test_tls_level_names);
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", tmpdir);
