@@ -43,7 +43,7 @@
 /* The settings that name a map. */
 static const char *const postern_map_keys[] = {
     "mailbox_map", "smtpd_auth_map", "transport_map", "virtual_alias_map", "alias_map",
-    "smtp_tls_policy_map", "smtpd_sender_login_map",
+    "smtp_tls_policy_map", "smtpd_sender_login_map", "smtp_sasl_password_map",
 };
 
 /* postern_check_stale - warn if the text of a hash map is newer than its .db. */

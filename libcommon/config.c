@@ -91,6 +91,7 @@ static const struct config_key config_keys[] = {
     K_WORD("smtp_tls_security_level", "may", "none|may|encrypt|verify|dane|dane-only"),
     K_PATH("smtp_tls_policy_map", ""),
     K_PATH("smtp_tls_ca_file", ""),
+    K_PATH("smtp_sasl_password_map", ""),   /* smtp agent: `nexthop user:password` */
     K_TIME("smtp_connect_timeout", "30s"),
     K_TIME("smtp_reply_timeout", "300s"),
     K_INT("smtp_destination_concurrency_limit", "20", 1, 10000),

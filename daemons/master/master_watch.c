@@ -17,7 +17,8 @@
  * smtpd_sender_login_map (.db), the access tables and header/mime_header/body_checks files,
  * smtpd_tls_cert_file, _key_file, _client_ca_file, the smtpd_tls_sni_certs files, /etc/passwd
  * and /etc/group (the users of public/submit); qmgr: transport_map and smtp_tls_policy_map
- * (.db); smtp: smtp_tls_ca_file, else the system CA bundle, and dnssec_trust_anchor_file.
+ * (.db); smtp: smtp_tls_ca_file, else the system CA bundle, smtp_sasl_password_map (.db)
+ * and dnssec_trust_anchor_file.
  * local is not restarted: it reopens mailbox_map itself when it changes. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -155,6 +156,7 @@ master_watch_list(struct master_watch *w, const struct config *cfg)
     /* without one, the smtp agent loaded the system bundle (update-ca-certificates) */
     if (*config_path(cfg, "smtp_tls_ca_file") == '\0')
         master_watch_add(w, xstrdup(tls_default_ca_file()), SMTP);
+    master_watch_key(w, cfg, "smtp_sasl_password_map", 1, SMTP);
     /* DANE's trust anchor (dns-root-data updates it at a root key rollover) */
     master_watch_key(w, cfg, "dnssec_trust_anchor_file", 0, SMTP);
 }

@@ -34,6 +34,7 @@
 #include "ipc.h"
 #include "ipc_msg.h"
 #include "log.h"
+#include "map.h"
 #include "priv.h"
 #include "smtp.h"
 #include "tls.h"
@@ -371,6 +372,23 @@ smtp_dnssec_init(void)
         log_warnx("DNSSEC validation unavailable, so no DANE: %s", err);
 }
 
+/* smtp_sasl_open - smtp_sasl_password_map, opened now: it is root's secret, out of reach
+ * once we run as mail_owner in the chroot. NULL when not set; fatal when it cannot be
+ * opened (mail to a smarthost would otherwise go out without its login). */
+static struct map *
+smtp_sasl_open(void)
+{
+    const char *source = config_path(smtp.cfg, "smtp_sasl_password_map");
+    struct map *m;
+    char        err[512];
+
+    if (*source == '\0')
+        return NULL;
+    if ((m = map_open(source, err, sizeof(err))) == NULL)
+        fatalx("smtp_sasl_password_map: %s", err);
+    return m;
+}
+
 /* smtp_chroot_dir - smtpd_chroot, else <queue_directory>/empty. */
 static char *
 smtp_chroot_dir(void)
@@ -415,6 +433,7 @@ main(int argc, char **argv)
     smtp.set.reply_timeout_ms = config_time_ms(smtp.cfg, "smtp_reply_timeout");
     smtp.set.reuse_ms = config_time_ms(smtp.cfg, "smtp_connection_reuse_time");
     smtp.set.max_connections = (size_t)config_int(smtp.cfg, "smtp_max_connections");
+    smtp.set.sasl_map = smtp_sasl_open();
     smtp_session_init(&smtp.set);
     root = config_bool(smtp.cfg, "smtp_chroot") ? smtp_chroot_dir() : NULL;
     if (priv_is_root()) {
@@ -441,6 +460,7 @@ main(int argc, char **argv)
     ipc_conn_free(&smtp.master);
     dns_free();
     tls_ctx_free(&smtp.set.tls);
+    map_close(&smtp.set.sasl_map);
     free(root);
     free(smtp.host);
     ev_free(&smtp.ev);

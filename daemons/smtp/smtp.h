@@ -16,6 +16,8 @@
 #include "smtp_dns.h"
 #include "tls.h"
 
+struct map;
+
 struct smtp_session;
 
 /* The agent's settings, read once at start. */
@@ -28,6 +30,7 @@ struct smtp_settings {
     uint64_t        reuse_ms;            /* 0: no connection reuse */
     size_t          max_connections;
     const char     *chroot;              /* the directory we run in, NULL: no chroot */
+    struct map     *sasl_map;            /* smtp_sasl_password_map, NULL: no AUTH */
 };
 
 /* One recipient's outcome (status is an enum ipc_deliv_status, or SMTP_OPEN). */

@@ -48,11 +48,13 @@
 #include "dns.h"
 #include "ipc_msg.h"
 #include "log.h"
+#include "map.h"
 #include "smtp.h"
 
 #define SMTP_READ_CHUNK    16384
 #define SMTP_BODY_CHUNK    65536
 #define SMTP_OUT_HIGH      65536     /* read more body only while the output is shorter */
+#define SMTP_SASL_MAX      1100      /* "user:password" of smtp_sasl_password_map */
 
 enum smtp_sess_state {
     SS_CONNECTING = 0,
@@ -72,6 +74,8 @@ struct smtp_session {
     unsigned              level;         /* enum tls_level for this host (job->host_level) */
     char                  relay[SMTP_DNS_NAME_MAX + 80];
     char                  tls_desc[128];
+    char                  sasl_user[SMTP_SASL_MAX];   /* the login we gave, or "" */
+    int                   sasl_said;     /* its outcome is logged */
     struct smtp_job      *job;           /* NULL when idle */
     int                   body_active;
     uint64_t              body_off;
@@ -444,12 +448,43 @@ smtp_sess_open(struct smtp_job *j, const struct smtp_addr *a)
     return 0;
 }
 
+/* smtp_sess_sasl - the login for this next hop (smtp_sasl_password_map: the next hop as
+ * the route gives it, e.g. "[relay.example]:587", then the server's host name), split into
+ * user and password in buf. 1: found; 0: none. */
+static int
+smtp_sess_sasl(const struct smtp_session *s, char *buf, size_t len, const char **user,
+               const char **pass)
+{
+    const char *keys[2] = { s->job->nexthop, s->addr.host };
+    char       *colon;
+    int         rc = 0;
+
+    if (S->sasl_map == NULL)
+        return 0;
+    for (size_t i = 0; i < 2 && rc == 0; i++)
+        if (keys[i] != NULL && *keys[i] != '\0')
+            rc = map_lookup(S->sasl_map, keys[i], buf, len);
+    if (rc != 1)
+        return 0;
+    if ((colon = strchr(buf, ':')) == NULL || colon == buf) {
+        log_warnx("%s: smtp_sasl_password_map: the entry for %s is not user:password",
+                  s->job->qid, s->job->nexthop);
+        explicit_bzero(buf, len);
+        return 0;
+    }
+    *colon = '\0';
+    *user = buf;
+    *pass = colon + 1;
+    return 1;
+}
+
 /* smtp_sess_connected - TCP is up: start the SMTP conversation. */
 static void
 smtp_sess_connected(struct smtp_session *s)
 {
     struct smtp_client_conf conf;
     struct smtp_job        *j = s->job;
+    char                    cred[SMTP_SASL_MAX];
 
     memset(&conf, 0, sizeof(conf));
     conf.helo_name = S->helo_name;
@@ -460,7 +495,10 @@ smtp_sess_connected(struct smtp_session *s)
         conf.tls = SMTP_CLIENT_TLS_MAY;
     else
         conf.tls = SMTP_CLIENT_TLS_NONE;
-    s->client = smtp_client_new(&conf);
+    if (!j->lmtp && smtp_sess_sasl(s, cred, sizeof(cred), &conf.auth_user, &conf.auth_pass))
+        snprintf(s->sasl_user, sizeof(s->sasl_user), "%s", conf.auth_user);
+    s->client = smtp_client_new(&conf);      /* copies the credentials */
+    explicit_bzero(cred, sizeof(cred));
     s->state = SS_ACTIVE;
     smtp_sess_deadline(s, S->reply_timeout_ms);
     smtp_sess_watch(s);
@@ -673,6 +711,14 @@ smtp_sess_ready(struct smtp_session *s)
     if (j == NULL) {
         smtp_sess_idle(s);
         return s->state == SS_IDLE ? 0 : -1;
+    }
+    if (s->sasl_user[0] != '\0' && !s->sasl_said) {
+        s->sasl_said = 1;
+        if (smtp_client_auth_state(s->client) == 1)
+            log_info("%s: authenticated to %s as %s", j->qid, s->relay, s->sasl_user);
+        else
+            log_warnx("%s: %s offers no AUTH PLAIN or LOGIN: sending without logging in as %s",
+                      j->qid, s->relay, s->sasl_user);
     }
     if (smtp_client_msg_start(s->client, &j->msg) == -1) {
         const struct smtp_client_reply *e = smtp_client_error(s->client);
